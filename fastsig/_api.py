@@ -1,0 +1,317 @@
+"""The public array functions: dtype rules, ``out=``, shapes and layouts.
+
+The arithmetic is in :mod:`fastsig._math`; the compiled kernels, and the
+choice between them, in :mod:`fastsig._kernels`. This module turns what the
+user passed into arguments for a serial NumPy ufunc (any shape, strides,
+broadcasting, overlap) or, for large contiguous arrays, a parallel kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from ._kernels import choose_target, run_kernel, ufunc
+
+ArrayLike = npt.ArrayLike
+#: What the functions return: an ndarray, a NumPy scalar for scalar input,
+#: or the type of a delegating input (a dask array, an xarray DataArray).
+Result = Union[np.ndarray, np.floating, Any]
+
+_F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
+_F16 = np.dtype(np.float16)
+_ACCEPTED = "float16, float32, float64, integer or bool"
+_NOUT = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2, "sigmoid_backward": 1}
+# Arrays below this size skip every check but the dtype: a 1-element call
+# costs about what np.exp does.
+_SMALL = 4096
+
+
+# --------------------------------------------------------------------------
+# dtype rules
+# --------------------------------------------------------------------------
+def _compute_dtype(dtype: np.dtype, name: str) -> np.dtype:
+    """The dtype a kernel computes in: float32 stays float32; float16,
+    float64, integers and bool compute in float64."""
+    if dtype.kind == "f" and dtype.itemsize == 4:
+        return _F32
+    if (dtype.kind == "f" and dtype.itemsize in (2, 8)) or dtype.kind in "biu":
+        return _F64
+    raise TypeError(
+        f"fastsig.{name} does not accept {dtype.name} input: it takes {_ACCEPTED} values"
+    )
+
+
+def _dtypes(arrays: list[np.ndarray], name: str) -> tuple[np.dtype, np.dtype]:
+    """(compute dtype, result dtype) for the inputs of one call.
+
+    float16 is computed in float64 and rounded once to float16, so every
+    float16 result is correctly rounded.
+    """
+    computes = {_compute_dtype(a.dtype, name) for a in arrays}
+    if computes == {_F32}:
+        return _F32, _F32
+    if all(a.dtype.kind == "f" and a.dtype.itemsize == 2 for a in arrays):
+        return _F64, _F16
+    return _F64, _F64
+
+
+# --------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------
+def _delegates(x: Any) -> bool:
+    """Objects such as dask arrays and xarray DataArrays that implement NumPy's ufunc protocol."""
+    return not isinstance(x, (np.ndarray, np.generic)) and hasattr(type(x), "__array_ufunc__")
+
+
+def _check_out(out: Any, shape: tuple, nout: int, name: str) -> tuple[np.ndarray, ...] | None:
+    if out is None:
+        return None
+    outs = out if isinstance(out, tuple) else (out,)
+    if len(outs) != nout:
+        expected = "one array" if nout == 1 else f"a tuple of {nout} arrays"
+        raise TypeError(f"fastsig.{name}: out= must be {expected}")
+    for i, o in enumerate(outs):
+        what = "out" if nout == 1 else f"out[{i}]"
+        if not isinstance(o, np.ndarray):
+            raise TypeError(f"fastsig.{name}: {what} must be a NumPy array, got {type(o).__name__}")
+        if not o.flags.writeable:
+            raise ValueError(f"fastsig.{name}: {what} is read-only")
+        if o.dtype.kind != "f" or o.dtype.itemsize > 8:
+            raise TypeError(f"fastsig.{name}: {what} has dtype {o.dtype.name}; it must be float16, float32 or float64")
+        try:
+            fits = np.broadcast_shapes(shape, o.shape) == o.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"fastsig.{name}: {what} has shape {o.shape}, but the result has shape {shape}")
+    if nout == 2 and np.may_share_memory(outs[0], outs[1]):
+        raise ValueError(f"fastsig.{name}: out[0] and out[1] must not overlap")
+    return outs
+
+
+def _flat(a: np.ndarray) -> np.ndarray | None:
+    """A 1-D view of a contiguous (C or Fortran) array in memory order, else None."""
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    if a.flags.f_contiguous:
+        return a.T.reshape(-1)
+    return None
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when a and b are the very same elements (a safe in-place pair)."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+    )
+
+
+# --------------------------------------------------------------------------
+# the one call path
+# --------------------------------------------------------------------------
+def _call(name: str, args: tuple, out: Any) -> Result:
+    nout = _NOUT[name]
+    if any(_delegates(a) for a in args):
+        return _delegate(name, args, out)
+    arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in args]
+    compute, result_dtype = _dtypes(arrays, name)
+    shape = arrays[0].shape if len(arrays) == 1 else np.broadcast_shapes(*(a.shape for a in arrays))
+    outs = _check_out(out, shape, nout, name)
+
+    kernel = choose_target(name, int(np.prod(shape)), compute)
+    if kernel is not None:
+        done = _run_contiguous(name, arrays, outs, shape, compute, result_dtype)
+        if done is not None:
+            return done if nout > 1 else done[0]
+
+    u = ufunc(name)
+    kwargs = {} if all(a.dtype == compute for a in arrays) else {"dtype": compute}
+    if outs is not None:
+        result = u(*arrays, out=outs if nout > 1 else outs[0], **kwargs)
+        return result
+    result = u(*arrays, **kwargs)
+    if result_dtype is _F16:
+        result = tuple(np.float16(r) if np.ndim(r) == 0 else r.astype(_F16) for r in result) if nout > 1 else (
+            np.float16(result) if np.ndim(result) == 0 else result.astype(_F16))
+    return result
+
+
+def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
+    """Run the parallel kernel when every operand is contiguous in one layout, else None."""
+    nout = _NOUT[name]
+    arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
+    first = arrays[0]
+    if any(a.shape != shape or a.strides != first.strides for a in arrays):
+        return None
+    flats = [_flat(a) for a in arrays]
+    if flats[0] is None:
+        return None
+    if outs is None:
+        results = tuple(np.empty_like(first) for _ in range(nout))
+    else:
+        for o in outs:
+            if o.dtype != compute or o.shape != shape or o.strides != first.strides:
+                return None
+            if any(not _same_memory(o, a) and np.may_share_memory(o, a) for a in arrays):
+                return None
+        results = outs
+    run_kernel(name, *flats, *(_flat(r) for r in results))
+    if outs is None and result_dtype is _F16:
+        results = tuple(r.astype(_F16) for r in results)
+    return results
+
+
+def _delegate(name: str, args: tuple, out: Any) -> Result:
+    """Hand dask arrays, xarray objects and the like to their __array_ufunc__."""
+    kwargs = {} if out is None else {"out": out}
+    if name == "sigmoid_and_derivative":  # dask maps only NumPy's own multi-output ufuncs
+        if out is not None:
+            raise TypeError("fastsig.sigmoid_and_derivative: out= takes NumPy arrays only")
+        return ufunc("sigmoid")(*args), ufunc("sigmoid_derivative")(*args)
+    return ufunc(name)(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------
+def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
+    """Logistic sigmoid σ(x) = 1 / (1 + e^-x), element-wise.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32, float64, integer or bool values, any shape, order
+        or strides. Dask arrays and xarray objects are handled through
+        NumPy's ``__array_ufunc__`` protocol (the result is lazy for dask).
+    out : ndarray, optional
+        Where to write the result: a float array of the broadcast shape.
+        ``out=x`` computes in place; overlapping views are handled.
+
+    Returns
+    -------
+    ndarray or scalar
+        σ(x) in x's float dtype (float64 for integers and bool); a NumPy
+        scalar for a scalar or 0-d input. Within 1 ulp of the exact value in
+        every dtype, subnormal results included; σ(±0) = 0.5, σ(+inf) = 1,
+        σ(-inf) = 0, NaN stays NaN. No floating-point warning for any input.
+
+    Raises
+    ------
+    TypeError
+        For complex, object, string or datetime input.
+
+    Examples
+    --------
+    >>> import fastsig
+    >>> float(fastsig.sigmoid(0.0))
+    0.5
+    >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
+    [5e-324, 1.0]
+    """
+    if out is None and type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32):
+        return ufunc("sigmoid")(x)
+    return _call("sigmoid", (x,), out)
+
+
+def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
+    """Derivative of the logistic sigmoid, σ'(x) = σ(x)(1 - σ(x)), element-wise.
+
+    Computed as σ(x)σ(-x) from e^-|x|, so it keeps full relative accuracy
+    (within 2 ulp) where the textbook s·(1-s) loses digits (|x| > 1) or
+    returns 0 (|x| > 37 in float64): σ'(-745) is 5e-324, not 0.
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`sigmoid`.
+    out : ndarray, optional
+        As for :func:`sigmoid`.
+
+    Returns
+    -------
+    ndarray or scalar
+        σ'(x); σ'(0) = 0.25, σ'(±inf) = 0, NaN stays NaN.
+
+    Examples
+    --------
+    >>> import fastsig
+    >>> float(fastsig.sigmoid_derivative(0))
+    0.25
+    """
+    if out is None and type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32):
+        return ufunc("sigmoid_derivative")(x)
+    return _call("sigmoid_derivative", (x,), out)
+
+
+def sigmoid_and_derivative(
+    x: ArrayLike, /, out: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[Result, Result]:
+    """σ(x) and σ'(x) in one pass over x.
+
+    Bitwise equal to ``(sigmoid(x), sigmoid_derivative(x))``, in less time
+    than the two calls: e^-|x| and 1/(1+e^-|x|) are computed once.
+
+    Parameters
+    ----------
+    x : array_like
+        As for :func:`sigmoid`.
+    out : tuple of two ndarrays, optional
+        ``(s_out, ds_out)``; either may be x itself.
+
+    Returns
+    -------
+    (s, ds) : tuple
+        σ(x) and σ'(x), each as :func:`sigmoid` would return it.
+    """
+    return _call("sigmoid_and_derivative", (x,), out)
+
+
+def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarray | None = None) -> Result:
+    """The backward step of a sigmoid layer: ``grad_output * output * (1 - output)``.
+
+    ``output`` is the activation σ(x) saved in the forward pass, as in
+    ``torch.ops.aten.sigmoid_backward``. Broadcasts as NumPy does.
+
+    Parameters
+    ----------
+    grad_output, output : array_like
+        float, integer or bool values. The result is float32 when both are
+        float32, float16 when both are float16, float64 otherwise.
+    out : ndarray, optional
+        Where to write the result.
+
+    Returns
+    -------
+    ndarray or scalar
+    """
+    return _call("sigmoid_backward", (grad_output, output), out)
+
+
+def _check_in_place(x: Any, name: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(
+            f"fastsig.{name} overwrites a NumPy array; got {type(x).__name__} "
+            f"(fastsig.{name.rstrip('_')} returns a new one)"
+        )
+    if x.dtype.kind != "f" or x.dtype.itemsize > 8:
+        raise TypeError(f"fastsig.{name} overwrites a float16, float32 or float64 array; got {x.dtype.name}")
+    if not x.flags.writeable:
+        raise ValueError(f"fastsig.{name}: the array is read-only")
+    return x
+
+
+def sigmoid_(x: np.ndarray, /) -> np.ndarray:
+    """σ(x) written over x (a float array, or a view of one); returns x."""
+    sigmoid(_check_in_place(x, "sigmoid_"), out=x)
+    return x
+
+
+def sigmoid_derivative_(x: np.ndarray, /) -> np.ndarray:
+    """σ'(x) written over x (a float array, or a view of one); returns x."""
+    sigmoid_derivative(_check_in_place(x, "sigmoid_derivative_"), out=x)
+    return x

@@ -1,0 +1,320 @@
+"""All the Numba machinery of fastsig lives here.
+
+* the type-generic scalar functions (one ``@overload`` per operation that
+  picks the float32 or float64 math of :mod:`fastsig._math`),
+* the array kernels: plain loops over contiguous 1-D memory, each compiled
+  twice from one source, serial and ``parallel=True``,
+* the serial NumPy ufuncs (built on first use, so ``import fastsig``
+  compiles nothing),
+* :func:`choose_target`, the one place that decides which of them runs,
+* the thread settings.
+
+The public functions in :mod:`fastsig._api` only resolve dtypes, shapes and
+``out=`` and then call what :func:`choose_target` picks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import platform
+import threading
+from typing import Callable, Iterator
+
+import numba
+import numpy as np
+from numba import cfunc, njit, prange, types
+from numba.extending import intrinsic, overload
+from numba.np.ufunc import _internal
+from numba.np.ufunc.ufuncbuilder import parse_identity
+
+from . import _math
+
+# --------------------------------------------------------------------------
+# Type-generic scalar functions: float64 and float32 keep their own math.
+# --------------------------------------------------------------------------
+
+
+def sigmoid_scalar(x):  # pragma: no cover - replaced by the overload in jit code
+    raise NotImplementedError("only callable from jitted code")
+
+
+def sigmoid_derivative_scalar(x):  # pragma: no cover
+    raise NotImplementedError("only callable from jitted code")
+
+
+def sigmoid_and_derivative_scalar(x):  # pragma: no cover
+    raise NotImplementedError("only callable from jitted code")
+
+
+def sigmoid_backward_scalar(grad_output, output):  # pragma: no cover
+    raise NotImplementedError("only callable from jitted code")
+
+
+def _pick(f64, f32, *argtypes):
+    """The float64 or float32 implementation for these argument types, else None."""
+    if all(t == types.float64 for t in argtypes):
+        return f64
+    if all(t == types.float32 for t in argtypes):
+        return f32
+    return None
+
+
+def _overload_unary(generic, f64, f32):
+    @overload(generic, inline="always")
+    def _overload(x):
+        impl = _pick(f64, f32, x)
+        return None if impl is None else (lambda x: impl(x))
+
+
+_overload_unary(sigmoid_scalar, _math.sigmoid_f64, _math.sigmoid_f32)
+_overload_unary(sigmoid_derivative_scalar, _math.sigmoid_derivative_f64, _math.sigmoid_derivative_f32)
+_overload_unary(
+    sigmoid_and_derivative_scalar,
+    _math.sigmoid_and_derivative_f64,
+    _math.sigmoid_and_derivative_f32,
+)
+
+
+@overload(sigmoid_backward_scalar, inline="always")
+def _overload_backward(grad_output, output):
+    impl = _pick(_math.sigmoid_backward_f64, _math.sigmoid_backward_f32, grad_output, output)
+    return None if impl is None else (lambda grad_output, output: impl(grad_output, output))
+
+
+# --------------------------------------------------------------------------
+# Array kernels: contiguous 1-D in, contiguous 1-D out. ``prange`` is a plain
+# ``range`` in the serial build.
+# --------------------------------------------------------------------------
+
+
+def _sigmoid_loop(x, out):
+    for i in prange(x.size):
+        out[i] = sigmoid_scalar(x[i])
+
+
+def _sigmoid_derivative_loop(x, out):
+    for i in prange(x.size):
+        out[i] = sigmoid_derivative_scalar(x[i])
+
+
+def _sigmoid_and_derivative_loop(x, out_s, out_ds):
+    for i in prange(x.size):
+        out_s[i], out_ds[i] = sigmoid_and_derivative_scalar(x[i])
+
+
+def _sigmoid_backward_loop(grad_output, output, out):
+    for i in prange(out.size):
+        out[i] = sigmoid_backward_scalar(grad_output[i], output[i])
+
+
+_LOOPS = {
+    "sigmoid": _sigmoid_loop,
+    "sigmoid_derivative": _sigmoid_derivative_loop,
+    "sigmoid_and_derivative": _sigmoid_and_derivative_loop,
+    "sigmoid_backward": _sigmoid_backward_loop,
+}
+
+# error_model="numpy": a Python-style ZeroDivisionError check on the one
+# division would stop LLVM from vectorizing the loop.
+# nogil: dask's threaded scheduler and user threads run kernels side by side.
+JIT_OPTIONS = dict(error_model="numpy", nogil=True)
+SERIAL = {name: njit(**JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
+PARALLEL = {name: njit(parallel=True, **JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
+
+
+# --------------------------------------------------------------------------
+# Serial NumPy ufuncs with our own inner loops.
+#
+# A real ``np.ufunc`` gives broadcasting, strides, casting, overlap handling
+# and ``__array_ufunc__`` dispatch (dask, xarray) for the price of a C call.
+# ``@vectorize`` builds one, but its loop calls the element function through
+# Numba's calling convention once per element, which LLVM cannot vectorize
+# (measured ≈ 3× slower than the loops below). So the inner loops are
+# ``@cfunc``s with NumPy's loop signature, registered with
+# ``numba.np.ufunc._internal.fromfunc``, the call ``@vectorize`` itself uses.
+# --------------------------------------------------------------------------
+_LOOP_SIGNATURE = types.void(
+    types.CPointer(types.voidptr),  # args: one data pointer per operand
+    types.CPointer(types.intp),  # dimensions: [n]
+    types.CPointer(types.intp),  # steps: bytes between elements, per operand
+    types.voidptr,  # data (unused)
+)
+
+# NumPy checks the FPU flags after a ufunc loop and turns them into warnings
+# (or errors under np.errstate). The sigmoid kernels raise none, but the
+# backward step multiplies user values (inf * 0, underflow), so every loop
+# clears the flags once at its end: fastsig never warns.
+_feclearexcept = types.ExternalFunction("feclearexcept", types.int32(types.int32))
+_FE_ALL_EXCEPT = {"x86_64": 0x3D, "AMD64": 0x3D, "i386": 0x3D, "i686": 0x3D}.get(platform.machine(), 0x1F)
+
+
+def _pointer_cast(element_type):
+    """An intrinsic turning a void* into a typed pointer to element_type."""
+
+    @intrinsic
+    def cast(typingctx, pointer):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(signature.return_type))
+
+        return types.CPointer(element_type)(pointer), codegen
+
+    return cast
+
+
+_AS_POINTER = {types.float64: _pointer_cast(types.float64), types.float32: _pointer_cast(types.float32)}
+
+
+def _unary_loop(scalar, as_pointer, itemsize):
+    def loop(args, dims, steps, data):
+        n = dims[0]
+        x, out = as_pointer(args[0]), as_pointer(args[1])
+        sx, so = steps[0] // itemsize, steps[1] // itemsize
+        if sx == 1 and so == 1:  # the contiguous case, vectorized by LLVM
+            for i in range(n):
+                out[i] = scalar(x[i])
+        else:
+            for i in range(n):
+                out[i * so] = scalar(x[i * sx])
+        _feclearexcept(_FE_ALL_EXCEPT)
+
+    return loop
+
+
+def _fused_loop(scalar, as_pointer, itemsize):
+    def loop(args, dims, steps, data):
+        n = dims[0]
+        x, out_s, out_ds = as_pointer(args[0]), as_pointer(args[1]), as_pointer(args[2])
+        sx, ss, sd = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
+        if sx == 1 and ss == 1 and sd == 1:
+            for i in range(n):
+                out_s[i], out_ds[i] = scalar(x[i])
+        else:
+            for i in range(n):
+                out_s[i * ss], out_ds[i * sd] = scalar(x[i * sx])
+        _feclearexcept(_FE_ALL_EXCEPT)
+
+    return loop
+
+
+def _binary_loop(scalar, as_pointer, itemsize):
+    def loop(args, dims, steps, data):
+        n = dims[0]
+        a, b, out = as_pointer(args[0]), as_pointer(args[1]), as_pointer(args[2])
+        sa, sb, so = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
+        if sa == 1 and sb == 1 and so == 1:
+            for i in range(n):
+                out[i] = scalar(a[i], b[i])
+        else:
+            for i in range(n):
+                out[i * so] = scalar(a[i * sa], b[i * sb])
+        _feclearexcept(_FE_ALL_EXCEPT)
+
+    return loop
+
+
+# name -> (loop factory, generic scalar, nin, nout)
+_UFUNC_SPECS = {
+    "sigmoid": (_unary_loop, sigmoid_scalar, 1, 1),
+    "sigmoid_derivative": (_unary_loop, sigmoid_derivative_scalar, 1, 1),
+    "sigmoid_and_derivative": (_fused_loop, sigmoid_and_derivative_scalar, 1, 2),
+    "sigmoid_backward": (_binary_loop, sigmoid_backward_scalar, 2, 1),
+}
+
+
+@functools.cache
+def ufunc(name: str) -> np.ufunc:
+    """The serial NumPy ufunc for ``name`` (float64 and float32 loops), compiled on first use."""
+    make_loop, scalar, nin, nout = _UFUNC_SPECS[name]
+    loops, type_lists = [], []
+    for element_type, dtype in ((types.float64, np.float64), (types.float32, np.float32)):
+        itemsize = np.dtype(dtype).itemsize
+        loop = make_loop(scalar, _AS_POINTER[element_type], itemsize)
+        loop.__name__ = loop.__qualname__ = f"{name}_{np.dtype(dtype).name}_loop"
+        loops.append(cfunc(_LOOP_SIGNATURE, error_model="numpy")(loop))
+        type_lists.append([np.dtype(dtype).num] * (nin + nout))
+    doc = f"fastsig's serial NumPy ufunc for {name}; see fastsig.{name}."
+    return _internal.fromfunc(
+        name, doc, [loop.address for loop in loops], type_lists, nin, nout,
+        [None] * len(loops), loops, parse_identity(None),
+    )
+
+
+# --------------------------------------------------------------------------
+# Threads.
+# --------------------------------------------------------------------------
+_settings = threading.local()
+_default_threads: int | None = None
+# Only one Python thread at a time runs a parallel kernel: the others run
+# the serial one. This keeps any Numba threading layer (workqueue aborts on
+# concurrent use) safe and never oversubscribes the cores.
+_parallel_lock = threading.Lock()
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("FASTSIG_NUM_THREADS")
+    return int(value) if value else None
+
+
+def get_num_threads() -> int:
+    """Threads that large arrays are spread over in this Python thread."""
+    n = getattr(_settings, "threads", None) or _default_threads or _env_threads()
+    return max(1, min(n or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+
+
+def set_num_threads(n: int | None) -> None:
+    """Cap the threads fastsig uses for large arrays (``None``: all cores).
+
+    Applies to every Python thread; ``FASTSIG_NUM_THREADS`` sets the same
+    cap from the environment. See :func:`num_threads` for a scoped cap.
+    """
+    global _default_threads
+    if n is not None and int(n) < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    _default_threads = None if n is None else int(n)
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Cap the threads of fastsig calls made in this Python thread, within a ``with`` block."""
+    if int(n) < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    previous = getattr(_settings, "threads", None)
+    _settings.threads = int(n)
+    try:
+        yield
+    finally:
+        _settings.threads = previous
+
+
+# --------------------------------------------------------------------------
+# Target choice.
+# --------------------------------------------------------------------------
+# Below this many elements one thread is faster than waking the others
+# (measured: see the README's Performance section).
+PARALLEL_MIN_SIZE = {np.dtype(np.float64): 32_768, np.dtype(np.float32): 32_768}
+
+
+def choose_target(name: str, size: int, dtype: np.dtype) -> Callable | None:
+    """The parallel kernel for an array this large, or None for the serial ufunc.
+
+    The caller still falls back to the ufunc when the operands are not
+    contiguous in one layout.
+    """
+    if size < PARALLEL_MIN_SIZE.get(dtype, 1 << 62) or get_num_threads() == 1:
+        return None
+    return PARALLEL[name]
+
+
+def run_kernel(name: str, *arrays: np.ndarray) -> None:
+    """Run kernel ``name`` on contiguous 1-D arrays, in parallel unless another
+    Python thread already is (then serially in this one)."""
+    if _parallel_lock.acquire(blocking=False):
+        try:
+            numba.set_num_threads(get_num_threads())
+            PARALLEL[name](*arrays)
+        finally:
+            _parallel_lock.release()
+    else:
+        SERIAL[name](*arrays)

@@ -1,0 +1,345 @@
+"""The scalar math of fastsig, written once and compiled for every target.
+
+Every function here takes and returns scalars and is ``@njit(inline='always')``
+so that the array kernels (serial ufunc loops, ``prange`` loops and CUDA
+kernels) inline it into their loop bodies, where LLVM vectorizes it.
+
+Why it is built this way:
+
+* ``math.exp`` compiles to one scalar libm call per element (no SVML in the
+  llvmlite wheels), so e^-|x| is computed here from a range reduction and a
+  polynomial, with the power of two assembled from integer bits. Nothing in
+  the hot path branches: conditions become selects, which LLVM vectorizes.
+* Fused multiply-adds are written explicitly with :func:`fma` instead of
+  relying on ``fastmath={'contract'}``: contraction is a permission, not a
+  promise, and a fused kernel (sigmoid and derivative together) could then
+  round differently from the separate ones. Explicit FMAs make every target
+  produce the same bits.
+* The quotients are computed with a correction step (the residual of the
+  division, exact thanks to the FMA), so σ is correctly rounded in almost
+  every case and never worse than 1 ulp, and σ' = σ(x)·σ(-x) keeps its full
+  relative accuracy down to the subnormal range, where s·(1-s) returns 0.
+"""
+
+from __future__ import annotations
+
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = [
+    "fma",
+    "select",
+    "sigmoid_f64",
+    "sigmoid_derivative_f64",
+    "sigmoid_and_derivative_f64",
+    "sigmoid_f32",
+    "sigmoid_derivative_f32",
+    "sigmoid_and_derivative_f32",
+    "sigmoid_backward_f64",
+    "sigmoid_backward_f32",
+]
+
+
+# --------------------------------------------------------------------------
+# LLVM intrinsics that Numba does not expose as Python functions.
+# --------------------------------------------------------------------------
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a*b + c with a single rounding (llvm.fma; exact on every target)."""
+    if not (a == b == c and isinstance(a, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
+
+
+@intrinsic
+def select(typingctx, condition, if_true, if_false):
+    """``if_true if condition else if_false`` as one LLVM select.
+
+    Numba's own conditional expression becomes a branch plus phi nodes in
+    its IR; written in functions inlined into loops it also trips Numba's
+    SSA checks. A select is branch-free, so the loops stay vectorizable.
+    """
+    if_true, if_false = types.unliteral(if_true), types.unliteral(if_false)
+    if not isinstance(condition, types.Boolean) or if_true != if_false:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(*args)
+
+    return if_true(types.boolean, if_true, if_false), codegen
+
+
+@intrinsic
+def _float64_to_int64_bits(typingctx, value):
+    """Reinterpret the bits of a float64 as an int64 (no conversion)."""
+    if value != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _int64_bits_to_float64(typingctx, bits):
+    """Reinterpret the bits of an int64 as a float64 (no conversion)."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        return builder.bitcast(value, context.get_value_type(types.float64))
+
+    return types.float64(types.int64), codegen
+
+
+# --------------------------------------------------------------------------
+# e^-a for a >= 0, as an unevaluated pair times a power of two.
+# --------------------------------------------------------------------------
+_INV_LN2 = 1.4426950408889634
+# ln 2 split so that k * _LN2_HI is exact for |k| < 2**21 (fdlibm's split).
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+# Adding 1.5 * 2**52 rounds a double of magnitude < 2**51 to an integer.
+_ROUND_MAGIC = 6755399441055744.0
+_MAGIC_BITS = 0x4338000000000000  # the bits of _ROUND_MAGIC
+
+# (e^r - 1 - r) / r^2 on |r| <= ln2/2: Chebyshev-node interpolant, relative
+# error of e^r - 1 below 2**-59 (degree 11) or 2**-42 (degree 7).
+_P64 = (
+    0.5,
+    0.16666666666666666,
+    0.04166666666666668,
+    0.008333333333333333,
+    0.0013888888888879073,
+    0.00019841269841263298,
+    2.4801587336442236e-05,
+    2.755731924721873e-06,
+    2.75572632790885e-07,
+    2.505207109429355e-08,
+    2.0918137737642736e-09,
+    1.608662795678037e-10,
+)
+_P32 = (
+    0.4999999999995507,
+    0.16666666666662583,
+    0.041666666786337556,
+    0.008333333344209506,
+    0.001388883909064138,
+    0.00019841224581544105,
+    2.4867883453521802e-05,
+    2.761757684835413e-06,
+)
+
+# Above these |x| the results no longer change (σ rounds to 1 or 0 and σ'
+# to 0); clamping keeps the exponent arithmetic in range and maps ±inf and
+# NaN onto ordinary numbers (NaN is restored at the end).
+_CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
+_CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal
+
+
+@njit(inline="always")
+def _reduce(a):
+    """Split -a = k ln2 + r + r_lo with k integral and |r| <= ln2/2."""
+    shifted = a * -_INV_LN2 + _ROUND_MAGIC
+    kf = shifted - _ROUND_MAGIC
+    # k as an integer from the low bits of `shifted`: unlike int(kf), this
+    # vectorizes on CPUs without AVX-512's float-to-int64 conversion.
+    k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
+    hi = fma(-kf, _LN2_HI, -a)  # exact: k * _LN2_HI has spare low bits
+    r = fma(-kf, _LN2_LO, hi)
+    r_lo = fma(-kf, _LN2_LO, hi - r)
+    return k, kf, r, r_lo
+
+
+@njit(inline="always")
+def _pow2(k):
+    """2.0**k for an integer k in [-1022, 1023], from its exponent bits."""
+    return _int64_bits_to_float64((k + 1023) << 52)
+
+
+@njit(inline="always")
+def _exp_neg_f64(a):
+    """e^-a for 0 <= a <= _CLAMP_F64 as (n_hi + n_lo) * 2**k.
+
+    The pair n_hi + n_lo = e^r carries about 100 bits; k is an int64.
+    """
+    k, kf, r, r_lo = _reduce(a)
+    p = _P64[11]
+    p = fma(p, r, _P64[10])
+    p = fma(p, r, _P64[9])
+    p = fma(p, r, _P64[8])
+    p = fma(p, r, _P64[7])
+    p = fma(p, r, _P64[6])
+    p = fma(p, r, _P64[5])
+    p = fma(p, r, _P64[4])
+    p = fma(p, r, _P64[3])
+    p = fma(p, r, _P64[2])
+    p = fma(p, r, _P64[1])
+    p = fma(p, r, _P64[0])
+    u = r + fma(r * r, p, r_lo)  # e^(r + r_lo) - 1
+    n_hi = 1.0 + u
+    n_lo = (1.0 - n_hi) + u  # exact (Fast2Sum, |u| < 1)
+    return n_hi, n_lo, k
+
+
+# v * 2**k is formed as (v * 2**(k+600)) * 2**-600: both products are exact,
+# and the one rounding the result needs (onto the subnormal grid) is done in
+# the normal range by adding and subtracting 2**-422. A subnormal result
+# therefore raises no underflow flag, and NumPy's errstate stays silent.
+_LDEXP_BIAS = 600
+_POW2_MINUS_BIAS = 2.0**-600
+_SUBNORMAL_ROUNDER = 2.0**-422  # 2**-1022 * 2**600
+
+
+@njit(inline="always")
+def _ldexp_quiet(v, k):
+    """v * 2**k, rounded once, for 2**-4 < v < 2 and -1082 <= k <= 0."""
+    w = v * _pow2(k + _LDEXP_BIAS)
+    w = select(w < _SUBNORMAL_ROUNDER, (w + _SUBNORMAL_ROUNDER) - _SUBNORMAL_ROUNDER, w)
+    return w * _POW2_MINUS_BIAS
+
+
+@njit(inline="always")
+def _parts_f64(a):
+    """The shared core of every float64 kernel, for 0 <= a <= _CLAMP_F64.
+
+    Returns (inv, ratio, k) with t = e^-a, inv = 1/(1+t) and
+    ratio * 2**k = t/(1+t), each quotient within about half an ulp.
+    """
+    n_hi, n_lo, k = _exp_neg_f64(a)
+    # 1 + t as a pair. Below 2**-600, t no longer matters to 1 + t; capping
+    # its exponent there keeps every intermediate a normal number.
+    scale = _pow2(select(k > -_LDEXP_BIAS, k, -_LDEXP_BIAS))
+    t_hi = n_hi * scale
+    d_hi = 1.0 + t_hi
+    d_lo = ((1.0 - d_hi) + t_hi) + n_lo * scale
+    q0 = 1.0 / d_hi  # the only division
+    # 1/d and n/d, each corrected by its residual (exact thanks to the FMA).
+    inv = fma(fma(-q0, d_hi, 1.0) - q0 * d_lo, q0, q0)
+    q = n_hi * q0
+    ratio = fma(fma(-q, d_hi, n_hi) + (n_lo - q * d_lo), q0, q)
+    return inv, ratio, k
+
+
+@njit(inline="always")
+def _quiet(x):
+    """x with NaN replaced by 0.
+
+    Only the quiet == compare may touch a NaN: ordered compares on NaN set
+    the invalid flag, which NumPy would report as a warning. Kernels compare
+    the quieted value and put the NaN back at the end.
+    """
+    return select(x == x, x, 0.0)
+
+
+@njit(inline="always")
+def sigmoid_f64(x):
+    """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
+    xq = _quiet(x)
+    inv, ratio, k = _parts_f64(min(abs(xq), _CLAMP_F64))
+    s = select(xq < 0.0, _ldexp_quiet(ratio, k), inv)
+    return select(x == x, s, x)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f64(x):
+    """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
+    inv, ratio, k = _parts_f64(min(abs(_quiet(x)), _CLAMP_F64))
+    ds = _ldexp_quiet(inv * ratio, k)
+    return select(x == x, ds, x)
+
+
+@njit(inline="always")
+def sigmoid_and_derivative_f64(x):
+    """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
+    xq = _quiet(x)
+    inv, ratio, k = _parts_f64(min(abs(xq), _CLAMP_F64))
+    s = select(xq < 0.0, _ldexp_quiet(ratio, k), inv)
+    ds = _ldexp_quiet(inv * ratio, k)
+    return select(x == x, s, x), select(x == x, ds, x)
+
+
+@njit(inline="always")
+def sigmoid_backward_f64(grad_output, output):
+    """grad_output * output * (1 - output), the backprop step from σ's output."""
+    return grad_output * (output * (1.0 - output))
+
+
+# --------------------------------------------------------------------------
+# float32: computed in float64 (so one final rounding gives a correctly
+# rounded result in all but ~1e-8 of cases), with a shorter polynomial and
+# no residual corrections, which float32 does not need.
+# --------------------------------------------------------------------------
+_F32_MIN_NORMAL = 2.0**-126
+_F32_SUBNORMAL_ROUNDER = 2.0**-97  # ulp 2**-149 at this magnitude
+
+
+@njit(inline="always")
+def _parts_f32(a):
+    """(inv, ratio) = (1/(1+t), t/(1+t)) in float64, t = e^-a, a <= 120."""
+    shifted = a * -_INV_LN2 + _ROUND_MAGIC
+    kf = shifted - _ROUND_MAGIC
+    k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
+    r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -a))
+    p = _P32[7]
+    p = fma(p, r, _P32[6])
+    p = fma(p, r, _P32[5])
+    p = fma(p, r, _P32[4])
+    p = fma(p, r, _P32[3])
+    p = fma(p, r, _P32[2])
+    p = fma(p, r, _P32[1])
+    p = fma(p, r, _P32[0])
+    t = (1.0 + fma(r * r, p, r)) * _pow2(k)
+    inv = 1.0 / (1.0 + t)
+    return inv, t * inv
+
+
+@njit(inline="always")
+def _to_f32_quiet(y):
+    """Round a float64 in [0, 1] to float32 without raising underflow.
+
+    Results in the float32 subnormal range are first rounded onto its grid
+    in float64 (exact afterwards), so the conversion itself is exact.
+    """
+    y = select(y < _F32_MIN_NORMAL, (y + _F32_SUBNORMAL_ROUNDER) - _F32_SUBNORMAL_ROUNDER, y)
+    return types.float32(y)
+
+
+@njit(inline="always")
+def sigmoid_f32(x):
+    """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
+    xq = _quiet(types.float64(x))
+    inv, ratio = _parts_f32(min(abs(xq), _CLAMP_F32))
+    s = _to_f32_quiet(select(xq < 0.0, ratio, inv))
+    return select(x == x, s, x)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32(x):
+    """σ'(x) for a float32."""
+    inv, ratio = _parts_f32(min(abs(_quiet(types.float64(x))), _CLAMP_F32))
+    ds = _to_f32_quiet(inv * ratio)
+    return select(x == x, ds, x)
+
+
+@njit(inline="always")
+def sigmoid_and_derivative_f32(x):
+    """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
+    xq = _quiet(types.float64(x))
+    inv, ratio = _parts_f32(min(abs(xq), _CLAMP_F32))
+    s = _to_f32_quiet(select(xq < 0.0, ratio, inv))
+    ds = _to_f32_quiet(inv * ratio)
+    return select(x == x, s, x), select(x == x, ds, x)
+
+
+@njit(inline="always")
+def sigmoid_backward_f32(grad_output, output):
+    """grad_output * output * (1 - output) in float32."""
+    return grad_output * (output * (types.float32(1.0) - output))
