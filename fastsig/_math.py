@@ -183,9 +183,13 @@ def _exp_neg_f64(a):
     p = fma(p, r, _P64[2])
     p = fma(p, r, _P64[1])
     p = fma(p, r, _P64[0])
-    u = r + fma(r * r, p, r_lo)  # e^(r + r_lo) - 1
-    n_hi = 1.0 + u
-    n_lo = (1.0 - n_hi) + u  # exact (Fast2Sum, |u| < 1)
+    # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
+    # a rounded 1 + r + tail would cost a quarter ulp before any division.
+    tail = fma(r * r, p, r_lo)
+    u_hi = r + tail
+    u_lo = (r - u_hi) + tail
+    n_hi = 1.0 + u_hi
+    n_lo = ((1.0 - n_hi) + u_hi) + u_lo
     return n_hi, n_lo, k
 
 
@@ -207,11 +211,24 @@ def _ldexp_quiet(v, k):
 
 
 @njit(inline="always")
+def _divide(n_hi, n_lo, q0, d_hi, d_lo):
+    """(n_hi + n_lo) / (d_hi + d_lo) as an unevaluated pair (q, c).
+
+    q0 = 1/d_hi is the one division the kernels make; the correction c
+    comes from the residual n - q*d, which the FMA makes exact, so q + c is
+    within about half an ulp of the true quotient.
+    """
+    q = n_hi * q0
+    c = (fma(-q, d_hi, n_hi) + (n_lo - q * d_lo)) * q0
+    return q, c
+
+
+@njit(inline="always")
 def _parts_f64(a):
     """The shared core of every float64 kernel, for 0 <= a <= _CLAMP_F64.
 
-    Returns (inv, ratio, k) with t = e^-a, inv = 1/(1+t) and
-    ratio * 2**k = t/(1+t), each quotient within about half an ulp.
+    With t = e^-a, returns (inv, ratio, ratio_lo, k, q0, d_hi, d_lo) where
+    inv = 1/(1+t) and (ratio + ratio_lo) * 2**k = t/(1+t).
     """
     n_hi, n_lo, k = _exp_neg_f64(a)
     # 1 + t as a pair. Below 2**-600, t no longer matters to 1 + t; capping
@@ -221,11 +238,22 @@ def _parts_f64(a):
     d_hi = 1.0 + t_hi
     d_lo = ((1.0 - d_hi) + t_hi) + n_lo * scale
     q0 = 1.0 / d_hi  # the only division
-    # 1/d and n/d, each corrected by its residual (exact thanks to the FMA).
-    inv = fma(fma(-q0, d_hi, 1.0) - q0 * d_lo, q0, q0)
-    q = n_hi * q0
-    ratio = fma(fma(-q, d_hi, n_hi) + (n_lo - q * d_lo), q0, q)
-    return inv, ratio, k
+    inv_q, inv_c = _divide(1.0, 0.0, q0, d_hi, d_lo)
+    ratio, ratio_lo = _divide(n_hi, n_lo, q0, d_hi, d_lo)
+    return inv_q + inv_c, ratio, ratio_lo, k, q0, d_hi, d_lo
+
+
+@njit(inline="always")
+def _sigmoid_f64(inv, ratio, ratio_lo, k, xq):
+    return select(xq < 0.0, _ldexp_quiet(ratio + ratio_lo, k), inv)
+
+
+@njit(inline="always")
+def _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo):
+    # σ' = t/(1+t)^2: the pair t/(1+t) divided once more by 1 + t, which
+    # keeps it within an ulp (inv * ratio would add two roundings).
+    q, c = _divide(ratio, ratio_lo, q0, d_hi, d_lo)
+    return _ldexp_quiet(q + c, k)
 
 
 @njit(inline="always")
@@ -243,26 +271,24 @@ def _quiet(x):
 def sigmoid_f64(x):
     """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
     xq = _quiet(x)
-    inv, ratio, k = _parts_f64(min(abs(xq), _CLAMP_F64))
-    s = select(xq < 0.0, _ldexp_quiet(ratio, k), inv)
-    return select(x == x, s, x)
+    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(xq), _CLAMP_F64))
+    return select(x == x, _sigmoid_f64(inv, ratio, ratio_lo, k, xq), x)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64(x):
     """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
-    inv, ratio, k = _parts_f64(min(abs(_quiet(x)), _CLAMP_F64))
-    ds = _ldexp_quiet(inv * ratio, k)
-    return select(x == x, ds, x)
+    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(_quiet(x)), _CLAMP_F64))
+    return select(x == x, _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo), x)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64(x):
     """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
     xq = _quiet(x)
-    inv, ratio, k = _parts_f64(min(abs(xq), _CLAMP_F64))
-    s = select(xq < 0.0, _ldexp_quiet(ratio, k), inv)
-    ds = _ldexp_quiet(inv * ratio, k)
+    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(xq), _CLAMP_F64))
+    s = _sigmoid_f64(inv, ratio, ratio_lo, k, xq)
+    ds = _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo)
     return select(x == x, s, x), select(x == x, ds, x)
 
 
