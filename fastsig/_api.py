@@ -132,13 +132,26 @@ def _call(name: str, args: tuple, out: Any) -> Result:
     u = ufunc(name)
     kwargs = {} if all(a.dtype == compute for a in arrays) else {"dtype": compute}
     if outs is not None:
-        result = u(*arrays, out=outs if nout > 1 else outs[0], **kwargs)
-        return result
+        if all(o.dtype == compute for o in outs):
+            return u(*arrays, out=outs if nout > 1 else outs[0], **kwargs)
+        # Into a different float type: compute, then cast. (Given such an
+        # out=, a ufunc built by Numba's fromfunc also casts the output's old
+        # contents into its buffer, and old signalling NaNs would warn.)
+        results = u(*arrays, **kwargs)
+        with np.errstate(all="ignore"):
+            for o, r in zip(outs, results if nout > 1 else (results,)):
+                np.copyto(o, r, casting="same_kind")
+        return outs if nout > 1 else outs[0]
     result = u(*arrays, **kwargs)
     if result_dtype is _F16:
-        result = tuple(np.float16(r) if np.ndim(r) == 0 else r.astype(_F16) for r in result) if nout > 1 else (
-            np.float16(result) if np.ndim(result) == 0 else result.astype(_F16))
+        return tuple(_to_float16(r) for r in result) if nout > 1 else _to_float16(result)
     return result
+
+
+def _to_float16(result: Any) -> Any:
+    """Round float64 results once to float16 (quietly: small ones are subnormal there)."""
+    with np.errstate(all="ignore"):
+        return np.float16(result) if np.ndim(result) == 0 else result.astype(_F16)
 
 
 def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
@@ -162,7 +175,7 @@ def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple |
         results = outs
     run_kernel(name, *flats, *(_flat(r) for r in results))
     if outs is None and result_dtype is _F16:
-        results = tuple(r.astype(_F16) for r in results)
+        results = tuple(_to_float16(r) for r in results)
     return results
 
 

@@ -23,12 +23,14 @@ Why it is built this way:
 
 from __future__ import annotations
 
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
     "fma",
+    "mul",
     "select",
     "sigmoid_f64",
     "sigmoid_derivative_f64",
@@ -54,6 +56,34 @@ def fma(typingctx, a, b, c):
         return builder.fma(*args)
 
     return a(a, b, c), codegen
+
+
+# The CUDA compiler (NVVM, and ptxas after it) contracts a product followed
+# by a sum into one FMA unless told otherwise, and numba-cuda has no switch
+# for that. A contraction skips the product's rounding, so the GPU would no
+# longer give the CPU's bits. Every product whose rounding matters and that
+# feeds a sum is therefore written mul(a, b): the same plain fmul on the CPU,
+# and llvm.nvvm.mul.rn.*, which is never contracted, on CUDA. (Products by a
+# power of two are exact, so contracting them changes nothing.)
+_NVVM_MUL_RN = {types.float64: "llvm.nvvm.mul.rn.d", types.float32: "llvm.nvvm.mul.rn.f"}
+
+
+@intrinsic
+def mul(typingctx, a, b):
+    """a*b rounded on its own: never fused with a following add, on any target."""
+    a, b = types.unliteral(a), types.unliteral(b)
+    if not (a == b and a in _NVVM_MUL_RN):
+        return None
+
+    def codegen(context, builder, signature, args):
+        if str(builder.module.triple).startswith("nvptx"):
+            ty = context.get_value_type(signature.return_type)
+            fnty = ir.FunctionType(ty, [ty, ty])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, _NVVM_MUL_RN[signature.return_type])
+            return builder.call(fn, args)
+        return builder.fmul(*args)
+
+    return a(a, b), codegen
 
 
 @intrinsic
@@ -147,7 +177,7 @@ _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal
 @njit(inline="always")
 def _reduce(a):
     """Split -a = k ln2 + r + r_lo with k integral and |r| <= ln2/2."""
-    shifted = a * -_INV_LN2 + _ROUND_MAGIC
+    shifted = mul(a, -_INV_LN2) + _ROUND_MAGIC
     kf = shifted - _ROUND_MAGIC
     # k as an integer from the low bits of `shifted`: unlike int(kf), this
     # vectorizes on CPUs without AVX-512's float-to-int64 conversion.
@@ -218,8 +248,8 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
     comes from the residual n - q*d, which the FMA makes exact, so q + c is
     within about half an ulp of the true quotient.
     """
-    q = n_hi * q0
-    c = (fma(-q, d_hi, n_hi) + (n_lo - q * d_lo)) * q0
+    q = mul(n_hi, q0)
+    c = mul(fma(-q, d_hi, n_hi) + (n_lo - mul(q, d_lo)), q0)
     return q, c
 
 
@@ -310,7 +340,7 @@ _F32_SUBNORMAL_ROUNDER = 2.0**-97  # ulp 2**-149 at this magnitude
 @njit(inline="always")
 def _parts_f32(a):
     """(inv, ratio) = (1/(1+t), t/(1+t)) in float64, t = e^-a, a <= 120."""
-    shifted = a * -_INV_LN2 + _ROUND_MAGIC
+    shifted = mul(a, -_INV_LN2) + _ROUND_MAGIC
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
     r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -a))
@@ -351,7 +381,7 @@ def sigmoid_f32(x):
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
     inv, ratio = _parts_f32(min(abs(_quiet(types.float64(x))), _CLAMP_F32))
-    ds = _to_f32_quiet(inv * ratio)
+    ds = _to_f32_quiet(mul(inv, ratio))
     return select(x == x, ds, x)
 
 
@@ -361,7 +391,7 @@ def sigmoid_and_derivative_f32(x):
     xq = _quiet(types.float64(x))
     inv, ratio = _parts_f32(min(abs(xq), _CLAMP_F32))
     s = _to_f32_quiet(select(xq < 0.0, ratio, inv))
-    ds = _to_f32_quiet(inv * ratio)
+    ds = _to_f32_quiet(mul(inv, ratio))
     return select(x == x, s, x), select(x == x, ds, x)
 
 

@@ -37,10 +37,77 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .comparisons import DTYPES, OPERATIONS, PEERS
+
+    p = sub.add_parser(
+        "bench",
+        help="time fastsig against the NumPy baseline, SciPy, numexpr and torch (those installed)",
+        description="Time fastsig against the NumPy baseline and each installed peer, side by side in "
+        "this process, and print ns/element, speed-ups and max ulp per operation, dtype and size.",
+    )
+    p.add_argument("--ops", nargs="+", choices=OPERATIONS, metavar="OP",
+                   help=f"operations (default: all; quick: sigmoid): {', '.join(OPERATIONS)}")
+    p.add_argument("--dtypes", nargs="+", choices=("float16", "float32", "float64"), metavar="DTYPE",
+                   help=f"float16, float32, float64 (default: {' '.join(DTYPES)})")
+    p.add_argument("--sizes", nargs="+", metavar="N",
+                   help="array sizes, such as 1e3 100000 (default: 1e1 ... 1e7; quick: 1e3 1e5 1e7)")
+    p.add_argument("--peers", nargs="+", choices=PEERS, metavar="PEER",
+                   help=f"peers to include when installed (default: all of {', '.join(PEERS)})")
+    p.add_argument("--no-peers", action="store_true", help="fastsig and the baseline only")
+    p.add_argument("--quick", action="store_true", help="sigmoid, float32 and float64, sizes 1e3 1e5 1e7, short timings")
+    p.add_argument("--repeats", type=int, help="timed loops per implementation, the best counts (default 5; quick 3)")
+    p.add_argument("--min-time", type=float, metavar="SECONDS",
+                   help="length of one timed loop (default 0.01; quick 0.002)")
+    p.add_argument("--plot", metavar="FILE.png", help="also plot throughput against size (needs matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    def run(args: argparse.Namespace) -> int:
+        from . import bench
+
+        preset = bench.QUICK if args.quick else {}
+        try:
+            sizes = [bench.parse_size(s) for s in args.sizes] if args.sizes else preset.get("sizes", bench.SIZES)
+        except ValueError as error:
+            p.error(str(error))
+        print(bench.bench_report(
+            ops=args.ops or preset.get("ops", OPERATIONS),
+            dtypes=args.dtypes or preset.get("dtypes", DTYPES),
+            sizes=sizes,
+            peers=() if args.no_peers else args.peers,
+            min_time=args.min_time if args.min_time is not None else preset.get("min_time", 0.01),
+            repeats=args.repeats if args.repeats is not None else preset.get("repeats", 5),
+            progress=not args.no_progress,
+            plot_path=args.plot,
+        ))
+        if args.plot:
+            print(f"plot: {args.plot}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw σ and σ' on [-6, 6] to a PNG (needs matplotlib)")
+    p.add_argument("file", metavar="FILE.png", help="where to save the figure")
+    p.add_argument("--dpi", type=int, default=100, help="resolution (default 100: 900×500 pixels)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .plot import plot_sigmoid
+
+        plot_sigmoid(args.file, dpi=args.dpi)
+        print(f"plot: {args.file}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
 # One entry per subcommand, in the order `fastsig --help` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_check,
     _add_info,
+    _add_bench,
+    _add_plot,
 ]
 
 

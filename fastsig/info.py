@@ -1,0 +1,35 @@
+"""What ``fastsig info`` prints: versions, CPU, threads and CUDA availability."""
+
+from __future__ import annotations
+
+import platform
+
+
+def info_report() -> str:
+    import llvmlite.binding as llvm
+    import numba
+    import numpy as np
+
+    import fastsig
+
+    from . import _kernels
+
+    try:
+        from .cuda import cuda_status
+    except ImportError as exc:  # the CUDA module itself is optional
+        cuda = f"not available ({exc})"
+    else:
+        cuda = cuda_status()
+    return "\n".join(
+        [
+            f"fastsig  {fastsig.__version__}",
+            f"python   {platform.python_version()} ({platform.machine()})",
+            f"numpy    {np.__version__}",
+            f"numba    {numba.__version__} (llvmlite {llvm.llvm_version_info if hasattr(llvm, 'llvm_version_info') else ''})",
+            f"cpu      {llvm.get_host_cpu_name()}",
+            f"threads  {fastsig.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
+            f"(cap with fastsig.set_num_threads or FASTSIG_NUM_THREADS); "
+            f"parallel from {min(_kernels.PARALLEL_MIN_SIZE.values()):,} elements",
+            f"cuda     {cuda}",
+        ]
+    )

@@ -1,0 +1,326 @@
+"""The public API behaves as a NumPy ufunc would: dtypes, shapes, out=, errors."""
+
+import concurrent.futures
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import fastsig
+from fastsig import _kernels
+
+UNARY = [fastsig.sigmoid, fastsig.sigmoid_derivative]
+BIG = 200_000  # above the parallel threshold
+
+
+def both(x, **kw):
+    return fastsig.sigmoid_and_derivative(x, **kw)
+
+
+# ---------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("func", UNARY)
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        (np.float64, np.float64), (np.float32, np.float32), (np.float16, np.float16),
+        (np.int8, np.float64), (np.int64, np.float64), (np.uint16, np.float64), (np.bool_, np.float64),
+    ],
+)
+def test_result_dtype(func, dtype, expected):
+    x = np.array([0, 1, 2, 3], dtype=dtype)
+    assert func(x).dtype == expected
+    s, ds = both(x)
+    assert s.dtype == ds.dtype == expected
+    assert fastsig.sigmoid_backward(x, x).dtype == expected
+
+
+@pytest.mark.parametrize("func", UNARY)
+def test_integer_input_matches_float64(func):
+    x = np.arange(-50, 50)
+    assert np.array_equal(func(x), func(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("func", UNARY + [both])
+@pytest.mark.parametrize(
+    "bad",
+    [np.array([1 + 2j]), np.array([object()], dtype=object), np.array(["a"]),
+     np.array(["2020-01-01"], dtype="datetime64[D]"), np.array([1], dtype="timedelta64[s]"), "text", [1j]],
+)
+def test_bad_dtypes_raise_type_error_naming_the_dtype(func, bad):
+    with pytest.raises(TypeError, match=r"does not accept \S+ input: it takes float16, float32, float64"):
+        func(bad)
+
+
+def test_longdouble_is_refused_clearly():
+    with pytest.raises(TypeError, match="longdouble|float128|float96"):
+        fastsig.sigmoid(np.ones(2, dtype=np.longdouble))
+
+
+# ---------------------------------------------------------------- scalars and shapes
+@pytest.mark.parametrize("func", UNARY)
+def test_scalars_give_numpy_scalars(func):
+    for value, kind in [(0.5, np.float64), (3, np.float64), (True, np.float64), (np.float32(2), np.float32), (np.float16(1), np.float16)]:
+        r = func(value)
+        assert isinstance(r, kind) and np.ndim(r) == 0
+    r = func(np.array(1.5))
+    assert isinstance(r, np.float64)
+    s, ds = both(1.5)
+    assert isinstance(s, np.float64) and isinstance(ds, np.float64)
+
+
+@pytest.mark.parametrize("func", UNARY)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("n", [7, BIG])
+def test_layouts_match_contiguous(func, dtype, n, rng):
+    base = (rng.standard_normal((n // 7 + 1) * 14) * 20).astype(dtype).reshape(-1, 7)
+    expected = func(np.ascontiguousarray(base))
+    views = {
+        "fortran": np.asfortranarray(base),
+        "reversed": base[::-1, ::-1],
+        "sliced": base[::2, 1:5],
+        "byteswapped": base.astype(base.dtype.newbyteorder()),
+    }
+    ro = base.copy()
+    ro.flags.writeable = False
+    views["readonly"] = ro
+    for name, v in views.items():
+        got = func(v)
+        ref = expected if name not in ("reversed", "sliced") else func(np.ascontiguousarray(v))
+        if name == "reversed":
+            ref = expected[::-1, ::-1]
+        if name == "sliced":
+            ref = expected[::2, 1:5]
+        assert got.dtype == np.dtype(dtype), name
+        assert got.shape == v.shape, name
+        assert np.array_equal(got, ref, equal_nan=True), name
+
+
+@pytest.mark.parametrize("func", UNARY + [both])
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (3, 0, 2)])
+def test_empty(func, shape):
+    r = func(np.empty(shape))
+    for a in r if isinstance(r, tuple) else (r,):
+        assert a.shape == shape and a.dtype == np.float64
+
+
+def test_lists_and_nested_lists():
+    assert fastsig.sigmoid([[0, 0], [0, 0]]).tolist() == [[0.5, 0.5], [0.5, 0.5]]
+
+
+# ---------------------------------------------------------------- out=
+@pytest.mark.parametrize("func", UNARY)
+@pytest.mark.parametrize("n", [10, BIG])
+def test_out(func, n, rng):
+    x = rng.standard_normal(n)
+    out = np.empty_like(x)
+    assert func(x, out=out) is out
+    assert np.array_equal(out, func(x))
+    out32 = np.empty(n, np.float32)
+    func(x, out=out32)
+    assert np.array_equal(out32, func(x).astype(np.float32))
+    tup = np.empty_like(x)
+    func(x, out=(tup,))
+    assert np.array_equal(tup, out)
+
+
+def test_out_broadcasts_input():
+    out = np.empty((3, 4))
+    fastsig.sigmoid(np.zeros(4), out=out)
+    assert (out == 0.5).all()
+
+
+@pytest.mark.parametrize("func", UNARY)
+def test_bad_out(func):
+    x = np.zeros(4)
+    with pytest.raises(ValueError, match="shape"):
+        func(x, out=np.empty(5))
+    ro = np.empty(4)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        func(x, out=ro)
+    with pytest.raises(TypeError, match="NumPy array"):
+        func(x, out=[0.0] * 4)
+    with pytest.raises(TypeError, match="dtype int64"):
+        func(x, out=np.empty(4, dtype=np.int64))
+
+
+@pytest.mark.parametrize("func", UNARY)
+@pytest.mark.parametrize("n", [50, BIG])
+def test_overlapping_out(func, n, rng):
+    y = rng.standard_normal(n + 1) * 10
+    expected = func(y[:-1])
+    func(y[:-1], out=y[1:])
+    assert np.array_equal(y[1:], expected)
+    z = rng.standard_normal(n + 1) * 10
+    expected = func(z[1:])
+    func(z[1:], out=z[:-1])
+    assert np.array_equal(z[:-1], expected)
+
+
+# ---------------------------------------------------------------- the parallel path
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_parallel_equals_serial_bitwise(dtype, rng):
+    x = (rng.standard_normal(BIG) * 30).astype(dtype)
+    x[:5] = [np.nan, np.inf, -np.inf, 0.0, -0.0]
+    for name in ("sigmoid", "sigmoid_derivative"):
+        serial = _kernels.ufunc(name)(x)
+        assert np.array_equal(getattr(fastsig, name)(x), serial, equal_nan=True)
+        fortran = np.asfortranarray(x.reshape(-1, 8))
+        assert np.array_equal(getattr(fastsig, name)(fortran), serial.reshape(-1, 8), equal_nan=True)
+    with fastsig.num_threads(1):
+        assert np.array_equal(fastsig.sigmoid(x), _kernels.ufunc("sigmoid")(x), equal_nan=True)
+
+
+def test_threads_settings():
+    assert fastsig.get_num_threads() >= 1
+    with fastsig.num_threads(1):
+        assert fastsig.get_num_threads() == 1
+    fastsig.set_num_threads(1)
+    try:
+        assert fastsig.get_num_threads() == 1
+    finally:
+        fastsig.set_num_threads(None)
+    with pytest.raises(ValueError):
+        fastsig.set_num_threads(0)
+
+
+def test_concurrent_calls_from_many_threads(rng):
+    xs = [(rng.standard_normal(BIG) * 10).astype(np.float64) for _ in range(6)]
+    expected = [_kernels.ufunc("sigmoid")(x) for x in xs]
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        for _ in range(3):
+            results = list(pool.map(fastsig.sigmoid, xs))
+            assert all(np.array_equal(r, e) for r, e in zip(results, expected))
+
+
+# ---------------------------------------------------------------- two outputs, backward
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("n", [9, BIG])
+def test_sigmoid_and_derivative_bitwise(dtype, n, rng):
+    x = (rng.standard_normal(n) * 40).astype(dtype)
+    x[:4] = [np.nan, np.inf, -np.inf, 0]
+    s, ds = both(x)
+    assert np.array_equal(s, fastsig.sigmoid(x), equal_nan=True)
+    assert np.array_equal(ds, fastsig.sigmoid_derivative(x), equal_nan=True)
+    a, b = np.empty_like(x), np.empty_like(x)
+    ra, rb = both(x, out=(a, b))
+    assert ra is a and rb is b and np.array_equal(a, s, equal_nan=True) and np.array_equal(b, ds, equal_nan=True)
+    y = x.copy()
+    other = np.empty_like(x)
+    both(y, out=(y, other))  # in place for σ
+    assert np.array_equal(y, s, equal_nan=True) and np.array_equal(other, ds, equal_nan=True)
+
+
+def test_sigmoid_and_derivative_bad_out():
+    x = np.zeros(3)
+    with pytest.raises(TypeError, match="tuple of 2"):
+        both(x, out=np.empty(3))
+    with pytest.raises(ValueError, match="overlap"):
+        o = np.empty(3)
+        both(x, out=(o, o))
+
+
+@pytest.mark.parametrize("n", [5, BIG])
+def test_sigmoid_backward(n, rng):
+    g = rng.standard_normal(n)
+    y = fastsig.sigmoid(rng.standard_normal(n))
+    assert np.array_equal(fastsig.sigmoid_backward(g, y), g * (y * (1 - y)))
+    g2 = rng.standard_normal((3, 1))
+    y2 = fastsig.sigmoid(rng.standard_normal(4))
+    assert np.array_equal(fastsig.sigmoid_backward(g2, y2), g2 * (y2 * (1 - y2)))
+    out = np.empty((3, 4), np.float32)
+    fastsig.sigmoid_backward(g2.astype(np.float32), y2.astype(np.float32), out=out)
+    assert np.allclose(out, g2 * (y2 * (1 - y2)), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- in place
+@pytest.mark.parametrize("inplace, func", [(fastsig.sigmoid_, fastsig.sigmoid), (fastsig.sigmoid_derivative_, fastsig.sigmoid_derivative)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("n", [20, BIG])
+def test_in_place(inplace, func, dtype, n, rng):
+    x = (rng.standard_normal(n) * 10).astype(dtype)
+    expected = func(x)
+    y = x.copy()
+    assert inplace(y) is y
+    assert np.array_equal(y, expected)
+    z = x.copy()
+    view = z[::3]
+    inplace(view)
+    assert np.array_equal(z[::3], expected[::3])
+    untouched = np.ones(n, bool)
+    untouched[::3] = False
+    assert np.array_equal(z[untouched], x[untouched])
+    w = x.copy()
+    func(w, out=w)
+    assert np.array_equal(w, expected)
+
+
+@pytest.mark.parametrize("inplace", [fastsig.sigmoid_, fastsig.sigmoid_derivative_])
+def test_in_place_refuses(inplace):
+    ints = np.arange(5)
+    with pytest.raises(TypeError, match="int64"):
+        inplace(ints)
+    assert np.array_equal(ints, np.arange(5))
+    with pytest.raises(TypeError, match="list"):
+        inplace([1.0, 2.0])
+    ro = np.ones(3)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        inplace(ro)
+    assert (ro == 1).all()
+
+
+# ---------------------------------------------------------------- no floating-point warnings
+EXTREMES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-320, -1e-320, 700, -700, 708.5, -708.5, 745, -745, -745.2, 746, -746, 1e308, -1e308, 88, -88, 104, -104])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+def test_no_floating_point_warnings(dtype):
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x = EXTREMES[(np.abs(EXTREMES) < np.finfo(dtype).max) | ~np.isfinite(EXTREMES)]
+        with np.errstate(all="ignore"):
+            x = x.astype(dtype)  # 1e-320 underflows to 0 in float32
+        big = np.resize(x, BIG)
+        for arr in (x, big):
+            fastsig.sigmoid(arr)
+            fastsig.sigmoid_derivative(arr)
+            both(arr)
+            fastsig.sigmoid_backward(arr, arr)  # inf * 0, underflow: still silent
+            fastsig.sigmoid_(arr.copy())
+
+
+# ---------------------------------------------------------------- duck arrays
+def test_dask_array_stays_lazy():
+    da = pytest.importorskip("dask.array")
+    x = da.linspace(-50, 50, 1001, chunks=100)
+    for name in ("sigmoid", "sigmoid_derivative"):
+        r = getattr(fastsig, name)(x)
+        assert isinstance(r, da.Array)
+        assert np.array_equal(r.compute(), getattr(fastsig, name)(x.compute()))
+    s, ds = both(x)
+    assert isinstance(s, da.Array) and isinstance(ds, da.Array)
+    r = fastsig.sigmoid_backward(x, x)
+    assert isinstance(r, da.Array)
+
+
+def test_xarray_dataarray_is_kept():
+    xr = pytest.importorskip("xarray")
+    x = xr.DataArray(np.linspace(-5, 5, 11), dims="t", coords={"t": np.arange(11)}, name="z")
+    r = fastsig.sigmoid(x)
+    assert isinstance(r, xr.DataArray) and r.dims == ("t",)
+    assert np.array_equal(r.values, fastsig.sigmoid(x.values))
+
+
+# ---------------------------------------------------------------- import cost
+def test_import_compiles_nothing():
+    code = (
+        "import fastsig, fastsig._kernels as k;"
+        "assert k.ufunc.cache_info().currsize == 0;"
+        "assert all(not d.signatures for d in list(k.SERIAL.values()) + list(k.PARALLEL.values()));"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
