@@ -99,7 +99,9 @@ def sample(dtype: np.dtype, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     limit = tail_limit(dtype) * 1.01
     tiny = float(np.finfo(dtype).smallest_subnormal)
-    uniform = rng.uniform(-limit, limit, n * 4 // 10)
+    # Where σ is neither 0, 1 nor x-independent: the whole tail range, the
+    # centre where the textbook formulas lose most, and every binade.
+    uniform = np.concatenate([rng.uniform(-limit, limit, n * 2 // 10), rng.uniform(-20, 20, n * 2 // 10)])
     log_magnitude = np.exp(rng.uniform(np.log(tiny), np.log(limit), n * 4 // 10))
     log_magnitude *= rng.choice([-1.0, 1.0], log_magnitude.size)
     bits_dtype = np.uint64 if dtype.itemsize == 8 else np.uint32
