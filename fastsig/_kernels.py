@@ -2,8 +2,8 @@
 
 * the type-generic scalar functions (one ``@overload`` per operation that
   picks the float32 or float64 math of :mod:`fastsig._math`),
-* the array kernels: plain loops over contiguous 1-D memory, each compiled
-  twice from one source, serial and ``parallel=True``,
+* the parallel array kernels: plain ``prange`` loops over contiguous 1-D
+  memory,
 * the serial NumPy ufuncs (built on first use, so ``import fastsig``
   compiles nothing),
 * :func:`choose_target`, the one place that decides which of them runs,
@@ -25,11 +25,11 @@ from typing import Callable, Iterator
 import numba
 import numpy as np
 from numba import cfunc, njit, prange, types
-from numba.extending import intrinsic, overload
+from numba.extending import overload
 from numba.np.ufunc import _internal
 from numba.np.ufunc.ufuncbuilder import parse_identity
 
-from . import _math
+from . import _cache, _math
 
 # --------------------------------------------------------------------------
 # Type-generic scalar functions: float64 and float32 keep their own math.
@@ -84,8 +84,7 @@ def _overload_backward(grad_output, output):
 
 
 # --------------------------------------------------------------------------
-# Array kernels: contiguous 1-D in, contiguous 1-D out. ``prange`` is a plain
-# ``range`` in the serial build.
+# Parallel array kernels: contiguous 1-D in, contiguous 1-D out.
 # --------------------------------------------------------------------------
 
 
@@ -119,8 +118,8 @@ _LOOPS = {
 # error_model="numpy": a Python-style ZeroDivisionError check on the one
 # division would stop LLVM from vectorizing the loop.
 # nogil: dask's threaded scheduler and user threads run kernels side by side.
-JIT_OPTIONS = dict(error_model="numpy", nogil=True)
-SERIAL = {name: njit(**JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
+CACHE = _cache.enable()
+JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
 PARALLEL = {name: njit(parallel=True, **JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
 
 
@@ -135,12 +134,19 @@ PARALLEL = {name: njit(parallel=True, **JIT_OPTIONS)(loop) for name, loop in _LO
 # ``@cfunc``s with NumPy's loop signature, registered with
 # ``numba.np.ufunc._internal.fromfunc``, the call ``@vectorize`` itself uses.
 # --------------------------------------------------------------------------
-_LOOP_SIGNATURE = types.void(
-    types.CPointer(types.voidptr),  # args: one data pointer per operand
-    types.CPointer(types.intp),  # dimensions: [n]
-    types.CPointer(types.intp),  # steps: bytes between elements, per operand
-    types.voidptr,  # data (unused)
-)
+def _loop_signature(element_type):
+    """NumPy's inner-loop signature, with the data pointers typed.
+
+    ``char **args`` is declared as ``element_type **``: the same ABI, and
+    the loop indexes the operands without casts.
+    """
+    return types.void(
+        types.CPointer(types.CPointer(element_type)),  # args: one pointer per operand
+        types.CPointer(types.intp),  # dimensions: [n]
+        types.CPointer(types.intp),  # steps: bytes between elements, per operand
+        types.voidptr,  # data (unused)
+    )
+
 
 # NumPy checks the FPU flags after a ufunc loop and turns them into warnings
 # (or errors under np.errstate). The sigmoid kernels raise none, but the
@@ -150,26 +156,12 @@ _feclearexcept = types.ExternalFunction("feclearexcept", types.int32(types.int32
 _FE_ALL_EXCEPT = {"x86_64": 0x3D, "AMD64": 0x3D, "i386": 0x3D, "i686": 0x3D}.get(platform.machine(), 0x1F)
 
 
-def _pointer_cast(element_type):
-    """An intrinsic turning a void* into a typed pointer to element_type."""
-
-    @intrinsic
-    def cast(typingctx, pointer):
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], context.get_value_type(signature.return_type))
-
-        return types.CPointer(element_type)(pointer), codegen
-
-    return cast
-
-
-_AS_POINTER = {types.float64: _pointer_cast(types.float64), types.float32: _pointer_cast(types.float32)}
-
-
-def _unary_loop(scalar, as_pointer, itemsize):
+# The loop factories close over module-level functions and ints only, which
+# Numba's cache hashes the same way in every process (so cache=True works).
+def _unary_loop(scalar, itemsize):
     def loop(args, dims, steps, data):
         n = dims[0]
-        x, out = as_pointer(args[0]), as_pointer(args[1])
+        x, out = args[0], args[1]
         sx, so = steps[0] // itemsize, steps[1] // itemsize
         if sx == 1 and so == 1:  # the contiguous case, vectorized by LLVM
             for i in range(n):
@@ -182,10 +174,10 @@ def _unary_loop(scalar, as_pointer, itemsize):
     return loop
 
 
-def _fused_loop(scalar, as_pointer, itemsize):
+def _fused_loop(scalar, itemsize):
     def loop(args, dims, steps, data):
         n = dims[0]
-        x, out_s, out_ds = as_pointer(args[0]), as_pointer(args[1]), as_pointer(args[2])
+        x, out_s, out_ds = args[0], args[1], args[2]
         sx, ss, sd = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
         if sx == 1 and ss == 1 and sd == 1:
             for i in range(n):
@@ -198,10 +190,10 @@ def _fused_loop(scalar, as_pointer, itemsize):
     return loop
 
 
-def _binary_loop(scalar, as_pointer, itemsize):
+def _binary_loop(scalar, itemsize):
     def loop(args, dims, steps, data):
         n = dims[0]
-        a, b, out = as_pointer(args[0]), as_pointer(args[1]), as_pointer(args[2])
+        a, b, out = args[0], args[1], args[2]
         sa, sb, so = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
         if sa == 1 and sb == 1 and so == 1:
             for i in range(n):
@@ -230,9 +222,9 @@ def ufunc(name: str) -> np.ufunc:
     loops, type_lists = [], []
     for element_type, dtype in ((types.float64, np.float64), (types.float32, np.float32)):
         itemsize = np.dtype(dtype).itemsize
-        loop = make_loop(scalar, _AS_POINTER[element_type], itemsize)
+        loop = make_loop(scalar, itemsize)
         loop.__name__ = loop.__qualname__ = f"{name}_{np.dtype(dtype).name}_loop"
-        loops.append(cfunc(_LOOP_SIGNATURE, error_model="numpy")(loop))
+        loops.append(cfunc(_loop_signature(element_type), error_model="numpy", cache=CACHE)(loop))
         type_lists.append([np.dtype(dtype).num] * (nin + nout))
     doc = f"fastsig's serial NumPy ufunc for {name}; see fastsig.{name}."
     return _internal.fromfunc(
@@ -308,8 +300,9 @@ def choose_target(name: str, size: int, dtype: np.dtype) -> Callable | None:
 
 
 def run_kernel(name: str, *arrays: np.ndarray) -> None:
-    """Run kernel ``name`` on contiguous 1-D arrays, in parallel unless another
-    Python thread already is (then serially in this one)."""
+    """Run kernel ``name`` on contiguous 1-D arrays (inputs, then outputs), in
+    parallel unless another Python thread already is: then with the serial
+    ufunc in this one."""
     if _parallel_lock.acquire(blocking=False):
         try:
             numba.set_num_threads(get_num_threads())
@@ -318,3 +311,13 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
             _parallel_lock.release()
     else:
         SERIAL[name](*arrays)
+
+
+def _run_serial(name: str, *arrays: np.ndarray) -> None:
+    nin = _UFUNC_SPECS[name][2]
+    ufunc(name)(*arrays[:nin], out=arrays[nin:])
+
+
+#: The single-threaded kernels, called like PARALLEL's (inputs, then outputs):
+#: the serial ufunc's loop on the same contiguous arrays.
+SERIAL = {name: functools.partial(_run_serial, name) for name in _UFUNC_SPECS}
