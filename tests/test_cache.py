@@ -1,0 +1,58 @@
+"""The compile cache never breaks an install and never serves stale code."""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import fastsig
+
+PACKAGE = Path(fastsig.__file__).parent
+PROBE = (
+    "import numpy as np, fastsig, fastsig._kernels as k;"
+    "print(k.CACHE, fastsig.sigmoid_backward(np.array([2.0]), np.array([0.5]))[0])"
+)
+
+
+def run(env_update, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTSIG_", "NUMBA_CACHE", "XDG_CACHE"))}
+    env.update(env_update)
+    env["PYTHONPATH"] = str(cwd)
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def copy_package(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "pkg" / "fastsig", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "pkg"
+
+
+def test_no_writable_cache_dir_still_works(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: use a path under a file instead
+            blocker = tmp_path / "file"
+            blocker.write_text("")
+            locked = blocker / "cache"
+        env = {"FASTSIG_CACHE_DIR": str(locked), "XDG_CACHE_HOME": str(locked), "HOME": str(locked)}
+        assert run(env, copy_package(tmp_path)) == ["False", "0.5"]
+    finally:
+        (tmp_path / "locked").chmod(stat.S_IRWXU)
+
+
+def test_editing_a_helper_invalidates_the_cache(tmp_path):
+    pkg = copy_package(tmp_path)
+    env = {"FASTSIG_CACHE_DIR": str(tmp_path / "cache")}
+    assert run(env, pkg) == ["True", "0.5"]
+    assert any((tmp_path / "cache").rglob("*.nbi"))
+    math_py = pkg / "fastsig" / "_math.py"  # not the file the kernels are defined in
+    source = math_py.read_text()
+    marker = "return grad_output * (output * (1.0 - output))"
+    assert marker in source
+    math_py.write_text(source.replace(marker, "return 3.0 * grad_output * (output * (1.0 - output))"))
+    assert run(env, pkg) == ["True", "1.5"]
