@@ -26,8 +26,15 @@ _F16 = np.dtype(np.float16)
 _ACCEPTED = "float16, float32, float64, integer or bool"
 _NOUT = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2, "sigmoid_backward": 1}
 # Arrays below this size skip every check but the dtype: a 1-element call
-# costs about what np.exp does.
+# costs little more than np.exp on it.
 _SMALL = 4096
+# The ufuncs the hot paths call, looked up without a function call.
+_UFUNCS: dict[str, np.ufunc] = {}
+
+
+def _load(name: str) -> np.ufunc:
+    _UFUNCS[name] = ufunc(name)
+    return _UFUNCS[name]
 
 
 # --------------------------------------------------------------------------
@@ -226,8 +233,10 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
     >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
     [5e-324, 1.0]
     """
-    if out is None and type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32):
-        return ufunc("sigmoid")(x)
+    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+        dtype = x.dtype
+        if dtype is _F64 or dtype is _F32:  # the hot path: no other check needed
+            return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x)
     return _call("sigmoid", (x,), out)
 
 
@@ -256,8 +265,10 @@ def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result
     >>> float(fastsig.sigmoid_derivative(0))
     0.25
     """
-    if out is None and type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32):
-        return ufunc("sigmoid_derivative")(x)
+    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+        dtype = x.dtype
+        if dtype is _F64 or dtype is _F32:
+            return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x)
     return _call("sigmoid_derivative", (x,), out)
 
 
