@@ -254,71 +254,67 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
 
 
 @njit(inline="always")
-def _parts_f64(a):
-    """The shared core of every float64 kernel, for 0 <= a <= _CLAMP_F64.
+def _exp_and_denominator(x):
+    """The shared core of every float64 kernel.
 
-    With t = e^-a, returns (inv, ratio, ratio_lo, k, q0, d_hi, d_lo) where
-    inv = 1/(1+t) and (ratio + ratio_lo) * 2**k = t/(1+t).
+    With a = min(|x|, _CLAMP_F64) and t = e^-a = (n_hi + n_lo) * 2**k,
+    returns (n_hi, n_lo, k, q0, d_hi, d_lo): 1 + t = d_hi + d_lo as an exact
+    pair and q0 = 1/d_hi, the one division of every kernel.
     """
-    n_hi, n_lo, k = _exp_neg_f64(a)
-    # 1 + t as a pair. Below 2**-600, t no longer matters to 1 + t; capping
-    # its exponent there keeps every intermediate a normal number.
+    n_hi, n_lo, k = _exp_neg_f64(min(abs(x), _CLAMP_F64))
+    # Below 2**-600, t no longer matters to 1 + t; capping its exponent there
+    # keeps every intermediate a normal number.
     scale = _pow2(select(k > -_LDEXP_BIAS, k, -_LDEXP_BIAS))
     t_hi = n_hi * scale
     d_hi = 1.0 + t_hi
     d_lo = ((1.0 - d_hi) + t_hi) + n_lo * scale
-    q0 = 1.0 / d_hi  # the only division
-    inv_q, inv_c = _divide(1.0, 0.0, q0, d_hi, d_lo)
-    ratio, ratio_lo = _divide(n_hi, n_lo, q0, d_hi, d_lo)
-    return inv_q + inv_c, ratio, ratio_lo, k, q0, d_hi, d_lo
+    return n_hi, n_lo, k, 1.0 / d_hi, d_hi, d_lo
 
 
 @njit(inline="always")
-def _sigmoid_f64(inv, ratio, ratio_lo, k, xq):
-    return select(xq < 0.0, _ldexp_quiet(ratio + ratio_lo, k), inv)
+def _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo):
+    # 1/(1+t) for x >= 0, t/(1+t) for x < 0: one quotient, its numerator
+    # chosen first. (A NaN x takes the x >= 0 side; callers put it back.)
+    negative = x < 0.0
+    q, c = _divide(select(negative, n_hi, 1.0), select(negative, n_lo, 0.0), q0, d_hi, d_lo)
+    return _ldexp_quiet(q + c, select(negative, k, 0))
 
 
 @njit(inline="always")
-def _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo):
+def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo):
     # σ' = t/(1+t)^2: the pair t/(1+t) divided once more by 1 + t, which
-    # keeps it within an ulp (inv * ratio would add two roundings).
+    # keeps it within an ulp (s * (1 - s) loses all digits in the tails, and
+    # σ(x) * σ(-x) would add two roundings).
+    ratio, ratio_lo = _divide(n_hi, n_lo, q0, d_hi, d_lo)
     q, c = _divide(ratio, ratio_lo, q0, d_hi, d_lo)
     return _ldexp_quiet(q + c, k)
 
 
-@njit(inline="always")
-def _quiet(x):
-    """x with NaN replaced by 0.
-
-    Only the quiet == compare may touch a NaN: ordered compares on NaN set
-    the invalid flag, which NumPy would report as a warning. Kernels compare
-    the quieted value and put the NaN back at the end.
-    """
-    return select(x == x, x, 0.0)
-
-
+# NaN: the clamp and the compares see it, but every kernel returns x itself
+# for a NaN x. The compares may set the invalid flag; the ufunc loops clear
+# the flags (see _kernels), so NumPy never warns.
 @njit(inline="always")
 def sigmoid_f64(x):
     """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
-    xq = _quiet(x)
-    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(xq), _CLAMP_F64))
-    return select(x == x, _sigmoid_f64(inv, ratio, ratio_lo, k, xq), x)
+    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
+    s = _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
+    return select(x == x, s, x)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64(x):
     """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
-    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(_quiet(x)), _CLAMP_F64))
-    return select(x == x, _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo), x)
+    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
+    ds = _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
+    return select(x == x, ds, x)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64(x):
     """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
-    xq = _quiet(x)
-    inv, ratio, ratio_lo, k, q0, d_hi, d_lo = _parts_f64(min(abs(xq), _CLAMP_F64))
-    s = _sigmoid_f64(inv, ratio, ratio_lo, k, xq)
-    ds = _derivative_f64(ratio, ratio_lo, k, q0, d_hi, d_lo)
+    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
+    s = _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
+    ds = _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
     return select(x == x, s, x), select(x == x, ds, x)
 
 
@@ -331,15 +327,13 @@ def sigmoid_backward_f64(grad_output, output):
 # --------------------------------------------------------------------------
 # float32: computed in float64 (so one final rounding gives a correctly
 # rounded result in all but ~1e-8 of cases), with a shorter polynomial and
-# no residual corrections, which float32 does not need.
+# no residual corrections, which float32 does not need. The conversion to
+# float32 rounds subnormal results correctly by itself.
 # --------------------------------------------------------------------------
-_F32_MIN_NORMAL = 2.0**-126
-_F32_SUBNORMAL_ROUNDER = 2.0**-97  # ulp 2**-149 at this magnitude
-
-
 @njit(inline="always")
-def _parts_f32(a):
-    """(inv, ratio) = (1/(1+t), t/(1+t)) in float64, t = e^-a, a <= 120."""
+def _exp_neg_f32(x):
+    """e^-min(|x|, _CLAMP_F32) in float64, to about 2**-42 (a normal number)."""
+    a = min(abs(types.float64(x)), _CLAMP_F32)
     shifted = mul(a, -_INV_LN2) + _ROUND_MAGIC
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
@@ -352,46 +346,42 @@ def _parts_f32(a):
     p = fma(p, r, _P32[2])
     p = fma(p, r, _P32[1])
     p = fma(p, r, _P32[0])
-    t = (1.0 + fma(r * r, p, r)) * _pow2(k)
-    inv = 1.0 / (1.0 + t)
-    return inv, t * inv
+    return (1.0 + fma(r * r, p, r)) * _pow2(k)
 
 
 @njit(inline="always")
-def _to_f32_quiet(y):
-    """Round a float64 in [0, 1] to float32 without raising underflow.
+def _sigmoid_f32(x, t, inv):
+    return types.float32(select(x < 0.0, mul(t, inv), inv))
 
-    Results in the float32 subnormal range are first rounded onto its grid
-    in float64 (exact afterwards), so the conversion itself is exact.
-    """
-    y = select(y < _F32_MIN_NORMAL, (y + _F32_SUBNORMAL_ROUNDER) - _F32_SUBNORMAL_ROUNDER, y)
-    return types.float32(y)
+
+@njit(inline="always")
+def _derivative_f32(t, inv):
+    return types.float32(mul(mul(t, inv), inv))
 
 
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    xq = _quiet(types.float64(x))
-    inv, ratio = _parts_f32(min(abs(xq), _CLAMP_F32))
-    s = _to_f32_quiet(select(xq < 0.0, ratio, inv))
+    t = _exp_neg_f32(x)
+    s = _sigmoid_f32(x, t, 1.0 / (1.0 + t))
     return select(x == x, s, x)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    inv, ratio = _parts_f32(min(abs(_quiet(types.float64(x))), _CLAMP_F32))
-    ds = _to_f32_quiet(mul(inv, ratio))
+    t = _exp_neg_f32(x)
+    ds = _derivative_f32(t, 1.0 / (1.0 + t))
     return select(x == x, ds, x)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    xq = _quiet(types.float64(x))
-    inv, ratio = _parts_f32(min(abs(xq), _CLAMP_F32))
-    s = _to_f32_quiet(select(xq < 0.0, ratio, inv))
-    ds = _to_f32_quiet(mul(inv, ratio))
+    t = _exp_neg_f32(x)
+    inv = 1.0 / (1.0 + t)
+    s = _sigmoid_f32(x, t, inv)
+    ds = _derivative_f32(t, inv)
     return select(x == x, s, x), select(x == x, ds, x)
 
 
