@@ -8,6 +8,7 @@ broadcasting, overlap) or, for large contiguous arrays, a parallel kernel.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Union
 
 import numpy as np
@@ -30,6 +31,11 @@ _NOUT = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2, "si
 _SMALL = 4096
 # The ufuncs the hot paths call, looked up without a function call.
 _UFUNCS: dict[str, np.ufunc] = {}
+
+
+def _plain_out(out: Any, x: np.ndarray) -> bool:
+    """Is out= an ordinary writeable array of x's dtype and shape (no checks needed)?"""
+    return type(out) is np.ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
 
 
 def _load(name: str) -> np.ufunc:
@@ -58,6 +64,9 @@ def _dtypes(arrays: list[np.ndarray], name: str) -> tuple[np.dtype, np.dtype]:
     float16 is computed in float64 and rounded once to float16, so every
     float16 result is correctly rounded.
     """
+    first = arrays[0].dtype
+    if (first is _F64 or first is _F32) and all(a.dtype is first for a in arrays):
+        return first, first  # the common case, without building sets
     computes = {_compute_dtype(a.dtype, name) for a in arrays}
     if computes == {_F32}:
         return _F32, _F32
@@ -71,7 +80,7 @@ def _dtypes(arrays: list[np.ndarray], name: str) -> tuple[np.dtype, np.dtype]:
 # --------------------------------------------------------------------------
 def _delegates(x: Any) -> bool:
     """Objects such as dask arrays and xarray DataArrays that implement NumPy's ufunc protocol."""
-    return not isinstance(x, (np.ndarray, np.generic)) and hasattr(type(x), "__array_ufunc__")
+    return type(x) is not np.ndarray and not isinstance(x, (np.ndarray, np.generic)) and hasattr(type(x), "__array_ufunc__")
 
 
 def _check_out(out: Any, shape: tuple, nout: int, name: str) -> tuple[np.ndarray, ...] | None:
@@ -90,7 +99,7 @@ def _check_out(out: Any, shape: tuple, nout: int, name: str) -> tuple[np.ndarray
         if o.dtype.kind != "f" or o.dtype.itemsize > 8:
             raise TypeError(f"fastsig.{name}: {what} has dtype {o.dtype.name}; it must be float16, float32 or float64")
         try:
-            fits = np.broadcast_shapes(shape, o.shape) == o.shape
+            fits = o.shape == shape or np.broadcast_shapes(shape, o.shape) == o.shape
         except ValueError:
             fits = False
         if not fits:
@@ -127,10 +136,12 @@ def _call(name: str, args: tuple, out: Any) -> Result:
         return _delegate(name, args, out)
     arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in args]
     compute, result_dtype = _dtypes(arrays, name)
-    shape = arrays[0].shape if len(arrays) == 1 else np.broadcast_shapes(*(a.shape for a in arrays))
+    shape = arrays[0].shape
+    if len(arrays) > 1 and any(a.shape != shape for a in arrays[1:]):
+        shape = np.broadcast_shapes(*(a.shape for a in arrays))
     outs = _check_out(out, shape, nout, name)
 
-    kernel = choose_target(name, int(np.prod(shape)), compute)
+    kernel = choose_target(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute)
     if kernel is not None:
         done = _run_contiguous(name, arrays, outs, shape, compute, result_dtype)
         if done is not None:
@@ -233,10 +244,10 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
     >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
     [5e-324, 1.0]
     """
-    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+    if type(x) is np.ndarray and x.size < _SMALL:
         dtype = x.dtype
-        if dtype is _F64 or dtype is _F32:  # the hot path: no other check needed
-            return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x)
+        if (dtype is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):  # the hot path
+            return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x, out=out)
     return _call("sigmoid", (x,), out)
 
 
@@ -265,10 +276,10 @@ def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result
     >>> float(fastsig.sigmoid_derivative(0))
     0.25
     """
-    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+    if type(x) is np.ndarray and x.size < _SMALL:
         dtype = x.dtype
-        if dtype is _F64 or dtype is _F32:
-            return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x)
+        if (dtype is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):
+            return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x, out=out)
     return _call("sigmoid_derivative", (x,), out)
 
 
@@ -292,6 +303,10 @@ def sigmoid_and_derivative(
     (s, ds) : tuple
         σ(x) and σ'(x), each as :func:`sigmoid` would return it.
     """
+    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+        dtype = x.dtype
+        if dtype is _F64 or dtype is _F32:
+            return (_UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative"))(x)
     return _call("sigmoid_and_derivative", (x,), out)
 
 
@@ -313,6 +328,10 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
     -------
     ndarray or scalar
     """
+    if out is None and type(grad_output) is np.ndarray and type(output) is np.ndarray and output.size < _SMALL:
+        dtype = output.dtype
+        if (dtype is _F64 or dtype is _F32) and grad_output.dtype is dtype:  # NumPy broadcasts
+            return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
     return _call("sigmoid_backward", (grad_output, output), out)
 
 
@@ -329,13 +348,19 @@ def _check_in_place(x: Any, name: str) -> np.ndarray:
     return x
 
 
+def _in_place(name: str, x: Any) -> np.ndarray:
+    if type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32) and x.flags.writeable:
+        (_UFUNCS.get(name) or _load(name))(x, out=x)  # small arrays: straight to the ufunc
+    else:
+        _call(name, (_check_in_place(x, name + "_"),), x)
+    return x
+
+
 def sigmoid_(x: np.ndarray, /) -> np.ndarray:
     """σ(x) written over x (a float array, or a view of one); returns x."""
-    sigmoid(_check_in_place(x, "sigmoid_"), out=x)
-    return x
+    return _in_place("sigmoid", x)
 
 
 def sigmoid_derivative_(x: np.ndarray, /) -> np.ndarray:
     """σ'(x) written over x (a float array, or a view of one); returns x."""
-    sigmoid_derivative(_check_in_place(x, "sigmoid_derivative_"), out=x)
-    return x
+    return _in_place("sigmoid_derivative", x)

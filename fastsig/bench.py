@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -125,7 +126,9 @@ class _Case:
     def calibrate(self, min_time_ns: float) -> None:
         """Warm up, then choose ``number`` so that a loop lasts about min_time."""
         self.loop()  # compiles, imports, faults the pages in
-        one = max(self.loop(), 1)
+        # The best of three single calls: the first ones after compiling (or
+        # after a thread pool went to sleep) can be many times slower.
+        one = max(min(self.loop() for _ in range(3)), 1)
         self.number = max(1, math.ceil(min_time_ns / one))
         self.loop_ns = one
         if self.number > 1:  # refine on a loop of the estimated length
@@ -430,13 +433,60 @@ def format_table(rows: Sequence[Row]) -> str:
     lo, hi = X_RANGE
     lines += [
         "",
-        f"ns/elem: fastsig's best time per call / size. vs X: X's time / fastsig's (>1×: fastsig is faster).",
-        f"copy: np.copyto of the same array, the memory-bandwidth limit. x uniform in [{lo:g}, {hi:g}];",
-        f"max ulp over {ACCURACY_POINTS} such points, against a float64 (float32 results) or long double",
-        "(float64 results) reference; `fastsig check` has the exact figures. In-place: input re-filled",
-        "before each timed loop (later calls in a loop see values in (0, 1)). '-': not installed or no such op.",
+        "ns/elem: fastsig's best time per call / size. vs X: X's time / fastsig's (>1×: fastsig is faster).",
+        f"copy: np.copyto of the same array, the memory-bandwidth limit. x uniform in [{lo:g}, {hi:g}].",
+        f"max ulp: over {ACCURACY_POINTS} such points (the worse of two results for sigmoid_and_derivative),",
+        "against the stable formulas in float64 (float16/32 results) or long double (float64 results);",
+        "`fastsig check` has exact figures. In-place ops: input re-filled before each timed loop (later",
+        "calls in a loop see values in (0, 1)). '-': not installed, no such op, or rejects the dtype.",
     ]
     return "\n".join(lines)
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - Windows
+        return None
+
+
+def environment(rows: Sequence[Row], load: float | None = None) -> str:
+    """Two lines: versions and cores; the threads each implementation ran on
+    and the load average before the run (busy cores make parallel timings noisy)."""
+    import platform
+
+    import numba
+
+    from . import __version__, get_num_threads
+    from .comparisons import _MODULES, all_cores
+
+    used = {impl for r in rows for impl in r.ns}
+    threads = [f"fastsig {get_num_threads()}", "NumPy 1"]
+    versions = [f"fastsig {__version__}", f"numba {numba.__version__}", f"numpy {np.__version__}"]
+    for name in PEERS:
+        module = _MODULES[name]() if name in used else None
+        if module is None:
+            continue
+        if name == "scipy":
+            import scipy
+
+            versions.append(f"scipy {scipy.__version__}")
+            threads.append("scipy 1")
+        elif name == "numexpr":
+            versions.append(f"numexpr {module.__version__}")
+            threads.append(f"numexpr {module.get_num_threads()}")
+        else:
+            versions.append(f"torch {module.__version__}")
+            threads.append(f"torch {module.get_num_threads()}")
+    busy = ""
+    if load is not None:
+        busy = f"; load average {load:.1f} before the run"
+        if load > 0.5 * all_cores():
+            busy += " (a busy machine: parallel timings are noisy)"
+    return (
+        f"{', '.join(versions)}; {platform.machine()}, {all_cores()} cores\n"
+        f"threads: {', '.join(threads)}{busy}"
+    )
 
 
 def plot(rows: Sequence[Row], path: str) -> None:
@@ -462,7 +512,8 @@ def bench_report(
         from .plot import require_matplotlib
 
         require_matplotlib()  # fail before minutes of timing, not after
+    load = _load()
     rows = run(ops, dtypes, sizes, peers, min_time=min_time, repeats=repeats, progress=progress)
     if plot_path is not None:
         plot(rows, plot_path)
-    return format_table(rows)
+    return environment(rows, load) + "\n\n" + format_table(rows) if rows else format_table(rows)

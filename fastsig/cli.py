@@ -70,16 +70,21 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
             sizes = [bench.parse_size(s) for s in args.sizes] if args.sizes else preset.get("sizes", bench.SIZES)
         except ValueError as error:
             p.error(str(error))
-        print(bench.bench_report(
-            ops=args.ops or preset.get("ops", OPERATIONS),
-            dtypes=args.dtypes or preset.get("dtypes", DTYPES),
-            sizes=sizes,
-            peers=() if args.no_peers else args.peers,
-            min_time=args.min_time if args.min_time is not None else preset.get("min_time", 0.01),
-            repeats=args.repeats if args.repeats is not None else preset.get("repeats", 5),
-            progress=not args.no_progress,
-            plot_path=args.plot,
-        ))
+        try:
+            report = bench.bench_report(
+                ops=args.ops or preset.get("ops", OPERATIONS),
+                dtypes=args.dtypes or preset.get("dtypes", DTYPES),
+                sizes=sizes,
+                peers=() if args.no_peers else args.peers,
+                min_time=args.min_time if args.min_time is not None else preset.get("min_time", 0.01),
+                repeats=args.repeats if args.repeats is not None else preset.get("repeats", 5),
+                progress=not args.no_progress,
+                plot_path=args.plot,
+            )
+        except ImportError as error:  # --plot without matplotlib
+            print(f"fastsig bench: {error}", file=sys.stderr)
+            return 1
+        print(report)
         if args.plot:
             print(f"plot: {args.plot}")
         return 0
@@ -95,8 +100,54 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from .plot import plot_sigmoid
 
-        plot_sigmoid(args.file, dpi=args.dpi)
+        try:
+            plot_sigmoid(args.file, dpi=args.dpi)
+        except ImportError as error:
+            print(f"fastsig plot: {error}", file=sys.stderr)
+            return 1
         print(f"plot: {args.file}")
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _add_apply(sub: argparse._SubParsersAction) -> None:
+    from .batch import DEFAULT_CHUNK_BYTES, OPS
+
+    p = sub.add_parser(
+        "apply",
+        help="apply σ, σ' or both to an array file of any size (.npy, HDF5, zarr)",
+        description="Stream IN through σ, σ' or both, a chunk at a time, into OUT (written beside it "
+        "and renamed into place when complete). IN and OUT: X.npy, X.h5[:/DATASET], X.zarr[:/ARRAY].",
+    )
+    p.add_argument("input", metavar="IN", help="the input array")
+    p.add_argument("outputs", metavar="OUT", nargs="*",
+                   help="the output (two with --op both: σ, then σ'; none with --in-place)")
+    p.add_argument("--op", choices=tuple(OPS), default="sigmoid", help="what to compute (default sigmoid)")
+    def megabytes(text: str) -> float:
+        value = float(text)
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+        return value
+
+    p.add_argument("--chunk-mb", type=megabytes, metavar="N", default=DEFAULT_CHUNK_BYTES / 2**20,
+                   help=f"MiB per chunk and array (default {DEFAULT_CHUNK_BYTES / 2**20:g})")
+    p.add_argument("--threads", type=int, metavar="N", help="threads for the arithmetic (default: all cores but one, for the I/O)")
+    p.add_argument("--in-place", action="store_true", help="overwrite IN (.npy, float) chunk by chunk: NOT atomic")
+    p.add_argument("--fsync", action="store_true", help="flush OUT to disk before renaming it into place")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    def run(args: argparse.Namespace) -> int:
+        from . import batch
+
+        outputs = args.outputs[0] if len(args.outputs) == 1 else tuple(args.outputs) or None
+        try:
+            batch.apply(args.input, outputs, args.op, chunk_bytes=round(args.chunk_mb * 2**20),
+                        progress=False if args.quiet else None, threads=args.threads,
+                        in_place=args.in_place, fsync=args.fsync)
+        except batch.BatchError as error:
+            print(f"fastsig apply: {error}", file=sys.stderr)
+            return 1
         return 0
 
     p.set_defaults(run=run)
@@ -108,6 +159,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info,
     _add_bench,
     _add_plot,
+    _add_apply,
 ]
 
 
