@@ -39,7 +39,7 @@ from typing import Any, Callable, Union
 import numpy as np
 
 from . import _math
-from ._api import _dtypes
+from ._api import _check_out, _dtypes
 
 __all__ = [
     "sigmoid",
@@ -523,7 +523,7 @@ def _call_host(cuda: Any, name: str, args: tuple, out: Any, stream: Any) -> Any:
     arrays = [np.asarray(a) for a in args]
     compute, result_dtype = _dtypes(arrays, qualified)
     shape = arrays[0].shape if len(arrays) == 1 else np.broadcast_shapes(*(a.shape for a in arrays))
-    outs = None if out is None else _check_host_out(name, out, nout, shape)
+    outs = _check_out(out, tuple(shape), nout, f"cuda.{name}")
     # With out=, the device writes out's dtype directly: one rounding from
     # the compute dtype, as NumPy's cast into out does on the CPU.
     dtypes = [result_dtype] * nout if outs is None else [o.dtype for o in outs]
@@ -546,28 +546,6 @@ def _call_host(cuda: Any, name: str, args: tuple, out: Any, stream: Any) -> Any:
     if not shape:  # scalar or 0-d input: a NumPy scalar, as on the CPU
         results = [r[()] for r in results]
     return tuple(results) if nout > 1 else results[0]
-
-
-def _check_host_out(name: str, out: Any, nout: int, shape: tuple) -> tuple[np.ndarray, ...]:
-    outs = out if isinstance(out, tuple) else (out,)
-    if len(outs) != nout:
-        expected = "one array" if nout == 1 else f"a tuple of {nout} arrays"
-        raise TypeError(f"fastsig.cuda.{name}: out= must be {expected}")
-    for i, o in enumerate(outs):
-        label = "out" if nout == 1 else f"out[{i}]"
-        if not isinstance(o, np.ndarray):
-            raise TypeError(
-                f"fastsig.cuda.{name}: the inputs are NumPy data, so {label} must be a NumPy array, got {type(o).__name__}"
-            )
-        if not o.flags.writeable:
-            raise ValueError(f"fastsig.cuda.{name}: {label} is read-only")
-        if o.dtype.kind != "f" or o.dtype.itemsize > 8:
-            raise TypeError(f"fastsig.cuda.{name}: {label} has dtype {o.dtype.name}; it must be float16, float32 or float64")
-        if o.shape != tuple(shape):
-            raise ValueError(f"fastsig.cuda.{name}: {label} has shape {o.shape}, but the result has shape {tuple(shape)}")
-    if nout == 2 and np.may_share_memory(outs[0], outs[1]):
-        raise ValueError(f"fastsig.cuda.{name}: out[0] and out[1] must not overlap")
-    return outs
 
 
 # --------------------------------------------------------------------------
