@@ -4,7 +4,7 @@
 
 Writes an input .npy of ``--size`` elements (normal values, written a chunk
 at a time) in ``--dir``, reads it once so that it is in the page cache, then
-times, interleaved and ``--repeats`` times each (the best counts):
+times, interleaved, ``--repeats`` times each:
 
 * copy:    a chunked copy, ``readinto`` a buffer of ``--chunk-mb`` and
            ``write`` it, to a new file;
@@ -12,9 +12,10 @@ times, interleaved and ``--repeats`` times each (the best counts):
 * both:    ``fastsig.batch.apply(in, (s, ds), "both")``, two outputs;
 
 with ``os.sync()`` before each run, so that no run pays for the write-back
-of another's dirty pages. Then the peak RSS of ``fastsig apply`` in a child
-process (its VmHWM), on this file and on a file of one chunk.
-Needs 4× the input's size of free disk space in ``--dir``.
+of another's dirty pages. Prints the best and the median time of each and
+the ratios sigmoid/copy and both/sigmoid; then the peak RSS of
+``fastsig apply`` in a child process (its VmHWM), on this file and on a file
+of one chunk. Needs 4× the input's size of free disk space in ``--dir``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,7 +90,7 @@ def main() -> None:
     parser.add_argument("--size", type=float, default=1e8, help="elements (default 1e8)")
     parser.add_argument("--dtype", default="float32", choices=("float16", "float32", "float64"))
     parser.add_argument("--chunk-mb", type=float, default=batch.DEFAULT_CHUNK_BYTES / 2**20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="threads for fastsig (default: all)")
     parser.add_argument("--dir", default=None, help="where the files go (default: the system's temp dir)")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak memory runs")
@@ -119,7 +121,7 @@ def main() -> None:
                                         threads=args.threads, progress=False),
         }
         outputs = {"copy": ["copy.npy"], "sigmoid": ["s.npy"], "both": ["s2.npy", "ds2.npy"]}
-        best = {name: float("inf") for name in runs}
+        times: dict[str, list[float]] = {name: [] for name in runs}
         for _ in range(args.repeats):
             for name, run in runs.items():
                 for f in outputs[name]:  # a new file each time, as the first run writes
@@ -127,16 +129,19 @@ def main() -> None:
                 os.sync()
                 start = time.perf_counter()
                 run()
-                best[name] = min(best[name], time.perf_counter() - start)
+                times[name].append(time.perf_counter() - start)
+        best = {name: min(t) for name, t in times.items()}
+        median = {name: statistics.median(t) for name, t in times.items()}
 
         mb = nbytes / 1e6
         print(f"fastsig apply, {size:.3g} {dtype} .npy -> .npy ({mb:.0f} MB), chunks of {args.chunk_mb:g} MiB, "
-              f"page cache warm, best of {args.repeats}; {platform.processor() or platform.machine()}, "
+              f"page cache warm, {args.repeats} runs each; {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores")
-        print(f"{'run':<10}{'seconds':>9}{'MB/s in':>9}{'ratio':>8}")
+        print(f"{'run':<10}{'best s':>8}{'MB/s in':>9}{'ratio':>8}{'':10}{'median s':>9}{'ratio':>7}")
         for name, ref in (("copy", "copy"), ("sigmoid", "copy"), ("both", "sigmoid")):
-            print(f"{name:<10}{best[name]:9.3f}{mb / best[name]:9.0f}{best[name] / best[ref]:8.2f}"
-                  + ("" if name == ref else f"  ×{ref}"))
+            print(f"{name:<10}{best[name]:8.3f}{mb / best[name]:9.0f}{best[name] / best[ref]:8.2f}"
+                  + (f"{'':10}" if name == ref else f"{'× ' + ref:>10}")
+                  + f"{median[name]:9.3f}{median[name] / median[ref]:7.2f}")
 
         if not args.no_rss and os.path.exists("/proc/self/status"):
             common = ["--chunk-mb", str(args.chunk_mb)] + (["--threads", str(args.threads)] if args.threads else [])

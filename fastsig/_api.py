@@ -54,7 +54,7 @@ def _compute_dtype(dtype: np.dtype, name: str) -> np.dtype:
     if (dtype.kind == "f" and dtype.itemsize in (2, 8)) or dtype.kind in "biu":
         return _F64
     raise TypeError(
-        f"fastsig.{name} does not accept {dtype.name} input: it takes {_ACCEPTED} values"
+        f"fastsig.{name} does not accept {dtype} input: it takes {_ACCEPTED} values"
     )
 
 
@@ -200,6 +200,12 @@ def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple |
 def _delegate(name: str, args: tuple, out: Any) -> Result:
     """Hand dask arrays, xarray objects and the like to their __array_ufunc__."""
     kwargs = {} if out is None else {"out": out}
+    if out is None and name != "sigmoid_backward" and type(args[0]).__module__.startswith("dask."):
+        # fastsig.dask's block functions pickle by reference, so the graph also
+        # runs on dask.distributed (the ufunc object itself cannot be pickled).
+        from . import dask as fastsig_dask
+
+        return getattr(fastsig_dask, name)(args[0])
     if name == "sigmoid_and_derivative":  # dask maps only NumPy's own multi-output ufuncs
         if out is not None:
             raise TypeError("fastsig.sigmoid_and_derivative: out= takes NumPy arrays only")

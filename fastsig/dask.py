@@ -13,9 +13,10 @@ live at module level, so a task pickles as a reference to
 compiles (or loads from fastsig's kernel cache) a kernel once, on its first
 block, not once per task.
 
-``fastsig.sigmoid(dask_array)`` also works, through NumPy's
-``__array_ufunc__``, but ships fastsig's ufunc object in every task and
-cannot share one pass between σ and σ′.
+``fastsig.sigmoid(dask_array)`` also gives a lazy array, through NumPy's
+``__array_ufunc__``, but its tasks hold fastsig's ufunc object, which does
+not pickle: it runs on dask's local schedulers only, not on a
+dask.distributed cluster, and cannot share one pass between σ and σ′.
 
 On a real cluster every worker needs fastsig (and numba) installed, of the
 same version as the client; start workers with as many threads as cores
@@ -31,6 +32,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError("fastsig.dask needs dask: pip install 'fastsig[dask]'") from error
 
+from ._api import _dtypes
 from ._api import sigmoid as _sigmoid
 from ._api import sigmoid_and_derivative as _sigmoid_and_derivative
 from ._api import sigmoid_derivative as _sigmoid_derivative
@@ -40,15 +42,8 @@ __all__ = ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"]
 
 
 def _result_dtype(dtype: np.dtype, name: str) -> np.dtype:
-    """The dtype fastsig returns: float16/32/64 stay (in native byte order),
-    integers and bool give float64."""
-    if dtype.kind == "f" and dtype.itemsize <= 8 and dtype.fields is None:
-        return dtype.newbyteorder("=")
-    if dtype.kind in "biu" and dtype.fields is None:
-        return np.dtype(np.float64)
-    raise TypeError(
-        f"fastsig.dask.{name} does not accept {dtype} input: it takes float16, float32, float64, integer or bool values"
-    )
+    """The dtype fastsig returns (the CPU API's rule, so the two never disagree)."""
+    return _dtypes([np.empty(0, dtype)], f"dask.{name}")[1]
 
 
 # Module-level functions, so that a task refers to them by name. Inside a

@@ -98,3 +98,12 @@ def test_threaded_scheduler_in_process():
     x = _data((5000,), np.float64)
     s = fsd.sigmoid(da.from_array(x, chunks=1000)).compute(scheduler="threads")
     np.testing.assert_array_equal(s, fastsig.sigmoid(x))
+
+
+def test_top_level_functions_run_on_the_cluster(client):
+    """fastsig.sigmoid(dask_array) hands over to fastsig.dask, whose tasks pickle."""
+    x = _data((4000,), np.float64)
+    dx = da.from_array(x, chunks=1000)
+    np.testing.assert_array_equal(fastsig.sigmoid(dx).compute(), fastsig.sigmoid(x))
+    s, ds = fastsig.sigmoid_and_derivative(dx)
+    np.testing.assert_array_equal(ds.compute(), fastsig.sigmoid_derivative(x))
