@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import choose_target, run_kernel, ufunc
+from ._kernels import run_kernel, ufunc, wants_parallel
 
 ArrayLike = npt.ArrayLike
 #: What the functions return: an ndarray, a NumPy scalar for scalar input,
@@ -141,8 +141,7 @@ def _call(name: str, args: tuple, out: Any) -> Result:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     outs = _check_out(out, shape, nout, name)
 
-    kernel = choose_target(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute)
-    if kernel is not None:
+    if wants_parallel(name, arrays[0].size if len(arrays) == 1 else math.prod(shape)):
         done = _run_contiguous(name, arrays, outs, shape, compute, result_dtype)
         if done is not None:
             return done if nout > 1 else done[0]
@@ -175,9 +174,11 @@ def _to_float16(result: Any) -> Any:
 def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
     """Run the parallel kernel when every operand is contiguous in one layout, else None."""
     nout = _NOUT[name]
+    if any(a.shape != shape for a in arrays):  # broadcasting: the ufunc does it without copies
+        return None
     arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
     first = arrays[0]
-    if any(a.shape != shape or a.strides != first.strides for a in arrays):
+    if any(a.strides != first.strides for a in arrays):
         return None
     flats = [_flat(a) for a in arrays]
     if flats[0] is None:

@@ -6,11 +6,11 @@
   memory,
 * the serial NumPy ufuncs (built on first use, so ``import fastsig``
   compiles nothing),
-* :func:`choose_target`, the one place that decides which of them runs,
+* :func:`wants_parallel`, the one place that decides which of them runs,
 * the thread settings.
 
 The public functions in :mod:`fastsig._api` only resolve dtypes, shapes and
-``out=`` and then call what :func:`choose_target` picks.
+``out=`` and then call what :func:`wants_parallel` picks.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import functools
 import os
 import platform
 import threading
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numba
 import numpy as np
@@ -309,27 +309,27 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# Below this many elements one thread is faster than waking the others
-# (measured: see the README's Performance section).
-PARALLEL_MIN_SIZE = {np.dtype(np.float64): 32_768, np.dtype(np.float32): 32_768}
-# The backward step is two multiplies per element, memory-bound: waking the
-# other threads pays off only from about a million elements (measured 0.6x
-# the baseline at 1e5 with two threads, 3.2x at 1e7).
-_BACKWARD_FACTOR = 32
+# From this many elements the parallel kernel beats one thread (measured on
+# 2 cores, float32 and float64 alike; see the README's Performance section).
+# The backward step is two multiplies per element and memory-bound: there,
+# waking the other thread pays off only from about a million elements
+# (0.6x the baseline at 1e5 with two threads, 3.2x at 1e7).
+PARALLEL_MIN_SIZE = {
+    "sigmoid": 32_768,
+    "sigmoid_derivative": 32_768,
+    "sigmoid_and_derivative": 32_768,
+    "sigmoid_backward": 1 << 20,
+}
 
 
-def choose_target(name: str, size: int, dtype: np.dtype) -> Callable | None:
-    """The parallel kernel for an array this large, or None for the serial ufunc.
+def wants_parallel(name: str, size: int) -> bool:
+    """Should an operation on this many elements run the parallel kernel?
 
-    The caller still falls back to the ufunc when the operands are not
+    The one place that chooses between the parallel kernel and the serial
+    ufunc; the caller still takes the ufunc when the operands are not
     contiguous in one layout.
     """
-    minimum = PARALLEL_MIN_SIZE.get(dtype, 1 << 62)
-    if name == "sigmoid_backward":
-        minimum *= _BACKWARD_FACTOR
-    if size < minimum or get_num_threads() == 1:
-        return None
-    return PARALLEL[name]
+    return size >= PARALLEL_MIN_SIZE[name] and get_num_threads() > 1
 
 
 def run_kernel(name: str, *arrays: np.ndarray) -> None:
