@@ -202,7 +202,7 @@ def _estrin11(r, c):
 @njit(inline="always")
 def _reduce(a):
     """Split -a = k ln2 + r + r_lo with k integral and |r| <= ln2/2."""
-    shifted = mul(a, -_INV_LN2) + _ROUND_MAGIC
+    shifted = fma(a, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     # k as an integer from the low bits of `shifted`: unlike int(kf), this
     # vectorizes on CPUs without AVX-512's float-to-int64 conversion.
@@ -250,8 +250,11 @@ _SUBNORMAL_ROUNDER = 2.0**-422  # 2**-1022 * 2**600
 def _ldexp_quiet(v, k):
     """v * 2**k, rounded once, for 2**-4 < v < 2 and -1082 <= k <= 0."""
     w = v * _pow2(k + _LDEXP_BIAS)
-    w = select(w < _SUBNORMAL_ROUNDER, (w + _SUBNORMAL_ROUNDER) - _SUBNORMAL_ROUNDER, w)
-    return w * _POW2_MINUS_BIAS
+    # Below the rounder, w + rounder - rounder rounds w onto the (scaled)
+    # subnormal grid; above it the rounder is w itself, and 2w - w = w
+    # exactly. One max instead of a compare and a blend.
+    rounder = max(w, _SUBNORMAL_ROUNDER)
+    return ((w + rounder) - rounder) * _POW2_MINUS_BIAS
 
 
 @njit(inline="always")
