@@ -66,6 +66,7 @@ class FastsigCacheLocator(caching._CacheLocator):
     source_stamp: str = ""
 
     def __init__(self, py_func, py_file):
+        self._py_file = py_file  # Numba's "cannot cache" warning reads it
         self._lineno = py_func.__code__.co_firstlineno
 
     def get_cache_path(self) -> str:

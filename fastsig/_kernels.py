@@ -84,7 +84,10 @@ def _overload_backward(grad_output, output):
 
 
 # --------------------------------------------------------------------------
-# Parallel array kernels: contiguous 1-D in, contiguous 1-D out.
+# Array loops (serial, contiguous 1-D in and out) and the parallel kernels,
+# which split the arrays into one chunk per thread and run the serial loop
+# on each. (A prange over the elements themselves compiled to a loop 30 %
+# slower than the serial one for float32.)
 # --------------------------------------------------------------------------
 
 
@@ -93,29 +96,29 @@ def _overload_backward(grad_output, output):
 # overlap, which an in-place call fails, dropping it to scalar code (4x).
 def _sigmoid_loop(x, out):
     if x.ctypes.data == out.ctypes.data:
-        for i in prange(out.size):
+        for i in range(out.size):
             out[i] = sigmoid_scalar(out[i])
     else:
-        for i in prange(x.size):
+        for i in range(x.size):
             out[i] = sigmoid_scalar(x[i])
 
 
 def _sigmoid_derivative_loop(x, out):
     if x.ctypes.data == out.ctypes.data:
-        for i in prange(out.size):
+        for i in range(out.size):
             out[i] = sigmoid_derivative_scalar(out[i])
     else:
-        for i in prange(x.size):
+        for i in range(x.size):
             out[i] = sigmoid_derivative_scalar(x[i])
 
 
 def _sigmoid_and_derivative_loop(x, out_s, out_ds):
-    for i in prange(x.size):
+    for i in range(x.size):
         out_s[i], out_ds[i] = sigmoid_and_derivative_scalar(x[i])
 
 
 def _sigmoid_backward_loop(grad_output, output, out):
-    for i in prange(out.size):
+    for i in range(out.size):
         out[i] = sigmoid_backward_scalar(grad_output[i], output[i])
 
 
@@ -131,7 +134,35 @@ _LOOPS = {
 # nogil: dask's threaded scheduler and user threads run kernels side by side.
 CACHE = _cache.enable()
 JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
-PARALLEL = {name: njit(parallel=True, **JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
+ARRAY_LOOPS = {name: njit(**JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
+
+
+# The chunk count (the thread count) is an argument: numba.get_num_threads()
+# inside a kernel would make it uncachable.
+def _chunked_2(loop):
+    def kernel(chunks, a, b):
+        step = (a.size + chunks - 1) // chunks
+        for c in prange(chunks):
+            loop(a[c * step : (c + 1) * step], b[c * step : (c + 1) * step])
+
+    return kernel
+
+
+def _chunked_3(loop):
+    def kernel(chunks, a, b, c_):
+        step = (a.size + chunks - 1) // chunks
+        for c in prange(chunks):
+            lo, hi = c * step, (c + 1) * step
+            loop(a[lo:hi], b[lo:hi], c_[lo:hi])
+
+    return kernel
+
+
+_CHUNKED = {"sigmoid": _chunked_2, "sigmoid_derivative": _chunked_2,
+            "sigmoid_and_derivative": _chunked_3, "sigmoid_backward": _chunked_3}
+PARALLEL = {
+    name: njit(parallel=True, **JIT_OPTIONS)(_CHUNKED[name](ARRAY_LOOPS[name])) for name in _LOOPS
+}
 
 
 # --------------------------------------------------------------------------
@@ -338,8 +369,9 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
     ufunc in this one."""
     if _parallel_lock.acquire(blocking=False):
         try:
-            numba.set_num_threads(get_num_threads())
-            PARALLEL[name](*arrays)
+            threads = get_num_threads()
+            numba.set_num_threads(threads)
+            PARALLEL[name](threads, *arrays)
         finally:
             _parallel_lock.release()
     else:

@@ -168,8 +168,9 @@ _P32 = (
 )
 
 # Above these |x| the results no longer change (σ rounds to 1 or 0 and σ'
-# to 0); clamping keeps the exponent arithmetic in range and maps ±inf and
-# NaN onto ordinary numbers (NaN is restored at the end).
+# to 0); clamping keeps the exponent arithmetic in range and maps ±inf
+# onto ordinary numbers. (float64 also maps NaN to a number and returns x
+# at the end; float32's clamp lets NaN through to the result.)
 _CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
 _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^120 < 2**174
 
@@ -307,8 +308,8 @@ def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo):
     return _ldexp_quiet(q + c, k)
 
 
-# NaN: the clamp and the compares see it, but every kernel returns x itself
-# for a NaN x. The compares may set the invalid flag; the ufunc loops clear
+# NaN: the clamp and the compares see it, but every float64 kernel returns
+# x itself for a NaN x. The compares may set the invalid flag; the ufunc loops clear
 # the flags (see _kernels), so NumPy never warns.
 @njit(inline="always")
 def sigmoid_f64(x):
@@ -355,44 +356,43 @@ def sigmoid_backward_f64(grad_output, output):
 # --------------------------------------------------------------------------
 @njit(inline="always")
 def _exp_neg_f32(x):
-    """e^-x in float64 for x clamped to [-_CLAMP_F32, _CLAMP_F32], to about 2**-42."""
-    v = min(max(types.float64(x), -_CLAMP_F32), _CLAMP_F32)
+    """e^-x = (1 + u) * s in float64, to about 2**-42, returned as (u, s).
+
+    x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
+    through, so a NaN flows into every result without a final check.
+    """
+    v = types.float64(x)
+    v = select(v < -_CLAMP_F32, -_CLAMP_F32, select(v > _CLAMP_F32, _CLAMP_F32, v))
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
     r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -v))
-    p = _estrin7(r, _P32)
-    return (1.0 + fma(r * r, p, r)) * _pow2(k)
+    u = fma(r * r, _estrin7(r, _P32), r)
+    return u, _pow2(k)
 
 
+# 1 + e^-x as one FMA after the polynomial: s + 1 is ready long before.
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    s = types.float32(1.0 / (1.0 + _exp_neg_f32(x)))
-    return select(x == x, s, x)
-
-
-@njit(inline="always")
-def _derivative_f32(t, inv):
-    return types.float32(mul(mul(t, inv), inv))
+    u, s = _exp_neg_f32(x)
+    return types.float32(1.0 / fma(u, s, s + 1.0))
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    t = _exp_neg_f32(x)
-    ds = _derivative_f32(t, 1.0 / (1.0 + t))
-    return select(x == x, ds, x)
+    u, s = _exp_neg_f32(x)
+    inv = 1.0 / fma(u, s, s + 1.0)
+    return types.float32(mul(mul(fma(u, s, s), inv), inv))
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    t = _exp_neg_f32(x)
-    inv = 1.0 / (1.0 + t)
-    s = types.float32(inv)
-    ds = _derivative_f32(t, inv)
-    return select(x == x, s, x), select(x == x, ds, x)
+    u, s = _exp_neg_f32(x)
+    inv = 1.0 / fma(u, s, s + 1.0)
+    return types.float32(inv), types.float32(mul(mul(fma(u, s, s), inv), inv))
 
 
 @njit(inline="always")
