@@ -120,7 +120,7 @@ def _flat(a: np.ndarray) -> np.ndarray | None:
 
 def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
     """True when a and b are the very same elements (a safe in-place pair)."""
-    return (
+    return a is b or (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
         and a.strides == b.strides
         and a.dtype == b.dtype
@@ -189,7 +189,7 @@ def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple |
         for o in outs:
             if o.dtype != compute or o.shape != shape or o.strides != first.strides:
                 return None
-            if any(not _same_memory(o, a) and np.may_share_memory(o, a) for a in arrays):
+            if any(np.may_share_memory(o, a) and not _same_memory(o, a) for a in arrays):
                 return None
         results = outs
     run_kernel(name, *flats, *(_flat(r) for r in results))
@@ -310,10 +310,20 @@ def sigmoid_and_derivative(
     (s, ds) : tuple
         σ(x) and σ'(x), each as :func:`sigmoid` would return it.
     """
-    if out is None and type(x) is np.ndarray and x.size < _SMALL:
+    if type(x) is np.ndarray and x.size < _SMALL:
         dtype = x.dtype
-        if dtype is _F64 or dtype is _F32:
-            return (_UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative"))(x)
+        if (dtype is _F64 or dtype is _F32) and (
+            out is None
+            or (
+                type(out) is tuple
+                and len(out) == 2
+                and _plain_out(out[0], x)
+                and _plain_out(out[1], x)
+                and not np.may_share_memory(out[0], out[1])
+            )
+        ):
+            u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
+            return u(x) if out is None else u(x, out=out)
     return _call("sigmoid_and_derivative", (x,), out)
 
 

@@ -293,44 +293,53 @@ def ufunc(name: str) -> np.ufunc:
 # --------------------------------------------------------------------------
 # Threads.
 # --------------------------------------------------------------------------
-_settings = threading.local()
-_default_threads: int | None = None
 # Only one Python thread at a time runs a parallel kernel: the others run
 # the serial one. This keeps any Numba threading layer (workqueue aborts on
 # concurrent use) safe and never oversubscribes the cores.
 _parallel_lock = threading.Lock()
+_MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+_settings = threading.local()  # .threads: the cap of a num_threads() block in this Python thread
 
 
-def _env_threads() -> int | None:
+def _clamp_threads(n: int | str) -> int:
+    if int(n) < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    return min(int(n), _MAX_THREADS)
+
+
+def _env_threads() -> int:
+    """FASTSIG_NUM_THREADS, else every core Numba may use."""
     value = os.environ.get("FASTSIG_NUM_THREADS")
-    return int(value) if value else None
+    return _clamp_threads(value) if value else _MAX_THREADS
+
+
+# Resolved once (read at import, like OMP_NUM_THREADS): each call reads one
+# number, not the environment.
+_default_threads = _env_threads()
 
 
 def get_num_threads() -> int:
     """Threads that large arrays are spread over in this Python thread."""
-    n = getattr(_settings, "threads", None) or _default_threads or _env_threads()
-    return max(1, min(n or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS))
+    n = getattr(_settings, "threads", None)
+    return _default_threads if n is None else n
 
 
 def set_num_threads(n: int | None) -> None:
-    """Cap the threads fastsig uses for large arrays (``None``: all cores).
+    """Cap the threads fastsig uses for large arrays (``None``: back to the default).
 
-    Applies to every Python thread; ``FASTSIG_NUM_THREADS`` sets the same
-    cap from the environment. See :func:`num_threads` for a scoped cap.
+    Applies to every Python thread. The default is ``FASTSIG_NUM_THREADS``
+    when set (read at import), else all cores. See :func:`num_threads` for a
+    scoped cap.
     """
     global _default_threads
-    if n is not None and int(n) < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
-    _default_threads = None if n is None else int(n)
+    _default_threads = _env_threads() if n is None else _clamp_threads(n)
 
 
 @contextlib.contextmanager
 def num_threads(n: int) -> Iterator[None]:
     """Cap the threads of fastsig calls made in this Python thread, within a ``with`` block."""
-    if int(n) < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
     previous = getattr(_settings, "threads", None)
-    _settings.threads = int(n)
+    _settings.threads = _clamp_threads(n)
     try:
         yield
     finally:
@@ -369,9 +378,9 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
     ufunc in this one."""
     if _parallel_lock.acquire(blocking=False):
         try:
-            threads = get_num_threads()
-            numba.set_num_threads(threads)
-            PARALLEL[name](threads, *arrays)
+            # One chunk per thread: a prange over `threads` chunks uses at most
+            # that many of Numba's threads, so Numba's own setting stays as is.
+            PARALLEL[name](get_num_threads(), *arrays)
         finally:
             _parallel_lock.release()
     else:
