@@ -362,7 +362,10 @@ def _exp_neg_f32(x):
     through, so a NaN flows into every result without a final check.
     """
     v = types.float64(x)
-    v = select(v < -_CLAMP_F32, -_CLAMP_F32, select(v > _CLAMP_F32, _CLAMP_F32, v))
+    # Upper bound first: LLVM then makes both selects a min and a max (the
+    # other order turned the first compare into a float32 compare + blend).
+    v = select(v > _CLAMP_F32, _CLAMP_F32, v)
+    v = select(v < -_CLAMP_F32, -_CLAMP_F32, v)
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
