@@ -169,8 +169,8 @@ _P32 = (
 
 # Above these |x| the results no longer change (σ rounds to 1 or 0 and σ'
 # to 0); clamping keeps the exponent arithmetic in range and maps ±inf
-# onto ordinary numbers. (float64 also maps NaN to a number and returns x
-# at the end; float32's clamp lets NaN through to the result.)
+# onto ordinary numbers. The clamps are selects that let a NaN through, and
+# a NaN then reaches every result by plain arithmetic (no final check).
 _CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
 _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^120 < 2**174
 
@@ -221,10 +221,18 @@ def _pow2(k):
 
 
 @njit(inline="always")
+def _pow2_of_integral(kf):
+    """2.0**kf for an integral float64 kf in [-1022, 1023]: kf + _ROUND_MAGIC
+    holds kf in its low bits, which the shift moves into the exponent."""
+    return _int64_bits_to_float64((_float64_to_int64_bits(kf + _ROUND_MAGIC) + 1023) << 52)
+
+
+@njit(inline="always")
 def _exp_neg_f64(a):
     """e^-a for 0 <= a <= _CLAMP_F64 as (n_hi + n_lo) * 2**k.
 
-    The pair n_hi + n_lo = e^r carries about 100 bits; k is an int64.
+    The pair n_hi + n_lo = e^r carries about 100 bits; k is returned both
+    as an int64 and as a float64 (kf).
     """
     k, kf, r, r_lo = _reduce(a)
     p = _estrin11(r, _P64)
@@ -235,7 +243,7 @@ def _exp_neg_f64(a):
     u_lo = (r - u_hi) + tail
     n_hi = 1.0 + u_hi
     n_lo = ((1.0 - n_hi) + u_hi) + u_lo
-    return n_hi, n_lo, k
+    return n_hi, n_lo, k, kf
 
 
 # v * 2**k is formed as (v * 2**(k+600)) * 2**-600: both products are exact,
@@ -279,10 +287,13 @@ def _exp_and_denominator(x):
     returns (n_hi, n_lo, k, q0, d_hi, d_lo): 1 + t = d_hi + d_lo as an exact
     pair and q0 = 1/d_hi, the one division of every kernel.
     """
-    n_hi, n_lo, k = _exp_neg_f64(min(abs(x), _CLAMP_F64))
+    a = abs(x)
+    # A select, not min(): a NaN passes and flows into every result.
+    n_hi, n_lo, k, kf = _exp_neg_f64(select(a > _CLAMP_F64, _CLAMP_F64, a))
     # Below 2**-600, t no longer matters to 1 + t; capping its exponent there
-    # keeps every intermediate a normal number.
-    scale = _pow2(select(k > -_LDEXP_BIAS, k, -_LDEXP_BIAS))
+    # keeps every intermediate a normal number. (The cap is a float max: AVX2
+    # has no 64-bit integer max.)
+    scale = _pow2_of_integral(max(kf, -float(_LDEXP_BIAS)))
     t_hi = n_hi * scale
     d_hi = 1.0 + t_hi
     d_lo = ((1.0 - d_hi) + t_hi) + n_lo * scale
@@ -292,7 +303,7 @@ def _exp_and_denominator(x):
 @njit(inline="always")
 def _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo):
     # 1/(1+t) for x >= 0, t/(1+t) for x < 0: one quotient, its numerator
-    # chosen first. (A NaN x takes the x >= 0 side; callers put it back.)
+    # chosen first. (A NaN x takes the x >= 0 side, and 1/(1 + NaN) is NaN.)
     negative = x < 0.0
     q, c = _divide(select(negative, n_hi, 1.0), select(negative, n_lo, 0.0), q0, d_hi, d_lo)
     return _ldexp_quiet(q + c, select(negative, k, 0))
@@ -308,32 +319,27 @@ def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo):
     return _ldexp_quiet(q + c, k)
 
 
-# NaN: the clamp and the compares see it, but every float64 kernel returns
-# x itself for a NaN x. The compares may set the invalid flag; the ufunc loops clear
+# NaN: the compares may set the invalid flag on a NaN; the ufunc loops clear
 # the flags (see _kernels), so NumPy never warns.
 @njit(inline="always")
 def sigmoid_f64(x):
     """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
     n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    s = _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
-    return select(x == x, s, x)
+    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64(x):
     """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
     n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    ds = _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
-    return select(x == x, ds, x)
+    return _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64(x):
     """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
     n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    s = _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
-    ds = _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
-    return select(x == x, s, x), select(x == x, ds, x)
+    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo), _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
 
 
 @njit(inline="always")
