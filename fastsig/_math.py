@@ -133,6 +133,7 @@ def _int64_bits_to_float64(typingctx, bits):
 # e^-a for a >= 0, as an unevaluated pair times a power of two.
 # --------------------------------------------------------------------------
 _INV_LN2 = 1.4426950408889634
+_LN2 = 0.6931471805599453
 # ln 2 split so that k * _LN2_HI is exact for |k| < 2**21 (fdlibm's split).
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -375,7 +376,9 @@ def _exp_neg_f32(x):
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
-    r = fma(-kf, _LN2_LO, fma(-kf, _LN2_HI, -v))
+    # One FMA suffices here: |k| <= 174, so r = -v - k ln2 rounded once is
+    # off by at most 2**-46, and ln2's own rounding adds |k| * 2**-54.
+    r = fma(-kf, _LN2, -v)
     u = fma(r * r, _estrin7(r, _P32), r)
     return u, _pow2(k)
 
