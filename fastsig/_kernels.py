@@ -24,7 +24,10 @@ from typing import Iterator
 
 import numba
 import numpy as np
-from numba import cfunc, njit, prange, types
+from numba import njit, prange, types
+from numba.core import sigutils
+from numba.core.ccallback import CFunc
+from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic, overload
 from numba.np.ufunc import _internal
 from numba.np.ufunc.ufuncbuilder import parse_identity
@@ -272,6 +275,39 @@ _UFUNC_SPECS = {
 }
 
 
+class _CachedLoop(CFunc):
+    """A ``@cfunc`` that reads the on-disk cache without first setting up
+    all of Numba's CPU target.
+
+    Numba refreshes its target context (importing ``numba.np`` and
+    registering every implementation: 0.4 s, most of a warm start) before it
+    even looks in the cache, though a cached loop needs none of that. When
+    the cache has the loop, this loads it directly; on a miss, or if Numba's
+    internals ever differ, it compiles the usual way (which refreshes).
+    """
+
+    @global_compiler_lock
+    def compile(self) -> None:
+        try:
+            cres = self._cache._load_overload(self._sig, self._targetdescr.target_context)
+        except Exception:
+            cres = None
+        if cres is None:
+            return super().compile()
+        self._cache_hits += 1
+        self._library = cres.library
+        self._wrapper_name = cres.fndesc.llvm_cfunc_wrapper_name
+        self._wrapper_address = self._library.get_pointer_to_function(self._wrapper_name)
+
+
+def _compile_loop(loop, signature) -> CFunc:
+    compiled = _CachedLoop(loop, sigutils.normalize_signature(signature), locals={}, options={"error_model": "numpy"})
+    if CACHE:
+        compiled.enable_caching()
+    compiled.compile()
+    return compiled
+
+
 @functools.cache
 def ufunc(name: str) -> np.ufunc:
     """The serial NumPy ufunc for ``name`` (float64 and float32 loops), compiled on first use."""
@@ -281,7 +317,7 @@ def ufunc(name: str) -> np.ufunc:
         itemsize = np.dtype(dtype).itemsize
         loop = make_loop(scalar, itemsize)
         loop.__name__ = loop.__qualname__ = f"{name}_{np.dtype(dtype).name}_loop"
-        loops.append(cfunc(_loop_signature(element_type), error_model="numpy", cache=CACHE)(loop))
+        loops.append(_compile_loop(loop, _loop_signature(element_type)))
         type_lists.append([np.dtype(dtype).num] * (nin + nout))
     doc = f"fastsig's serial NumPy ufunc for {name}; see fastsig.{name}."
     return _internal.fromfunc(
