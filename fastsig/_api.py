@@ -43,6 +43,22 @@ def _load(name: str) -> np.ufunc:
     return _UFUNCS[name]
 
 
+def _unary(name: str, x: Any, out: Any) -> Result:
+    """One-input operations. The common case (a float32/float64 ndarray, out=
+    None or a plain array like it) is decided here in a few steps: a call
+    costs little more than np.exp's, and the parallel path a few µs."""
+    if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32) and (out is None or _plain_out(out, x)):
+        if not wants_parallel(name, x.size):
+            return (_UFUNCS.get(name) or _load(name))(x, out=out)
+        if x.flags.c_contiguous and (
+            out is None or (out.flags.c_contiguous and (out is x or not np.may_share_memory(out, x)))
+        ):
+            result = np.empty_like(x) if out is None else out
+            run_kernel(name, x.reshape(-1), result.reshape(-1))
+            return result
+    return _call(name, (x,), out)
+
+
 # --------------------------------------------------------------------------
 # dtype rules
 # --------------------------------------------------------------------------
@@ -251,11 +267,7 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
     >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
     [5e-324, 1.0]
     """
-    if type(x) is np.ndarray and x.size < _SMALL:
-        dtype = x.dtype
-        if (dtype is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):  # the hot path
-            return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x, out=out)
-    return _call("sigmoid", (x,), out)
+    return _unary("sigmoid", x, out)
 
 
 def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
@@ -283,11 +295,7 @@ def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result
     >>> float(fastsig.sigmoid_derivative(0))
     0.25
     """
-    if type(x) is np.ndarray and x.size < _SMALL:
-        dtype = x.dtype
-        if (dtype is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):
-            return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x, out=out)
-    return _call("sigmoid_derivative", (x,), out)
+    return _unary("sigmoid_derivative", x, out)
 
 
 def sigmoid_and_derivative(
@@ -310,9 +318,10 @@ def sigmoid_and_derivative(
     (s, ds) : tuple
         σ(x) and σ'(x), each as :func:`sigmoid` would return it.
     """
-    if type(x) is np.ndarray and x.size < _SMALL:
-        dtype = x.dtype
-        if (dtype is _F64 or dtype is _F32) and (
+    if (
+        type(x) is np.ndarray
+        and (x.dtype is _F64 or x.dtype is _F32)
+        and (
             out is None
             or (
                 type(out) is tuple
@@ -321,9 +330,18 @@ def sigmoid_and_derivative(
                 and _plain_out(out[1], x)
                 and not np.may_share_memory(out[0], out[1])
             )
-        ):
+        )
+    ):  # the common case, as in _unary
+        if not wants_parallel("sigmoid_and_derivative", x.size):
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
+        if x.flags.c_contiguous and (
+            out is None
+            or all(o.flags.c_contiguous and (o is x or not np.may_share_memory(o, x)) for o in out)
+        ):
+            results = (np.empty_like(x), np.empty_like(x)) if out is None else out
+            run_kernel("sigmoid_and_derivative", x.reshape(-1), results[0].reshape(-1), results[1].reshape(-1))
+            return results
     return _call("sigmoid_and_derivative", (x,), out)
 
 
@@ -366,8 +384,8 @@ def _check_in_place(x: Any, name: str) -> np.ndarray:
 
 
 def _in_place(name: str, x: Any) -> np.ndarray:
-    if type(x) is np.ndarray and x.size < _SMALL and (x.dtype is _F64 or x.dtype is _F32) and x.flags.writeable:
-        (_UFUNCS.get(name) or _load(name))(x, out=x)  # small arrays: straight to the ufunc
+    if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32) and x.flags.writeable:
+        _unary(name, x, x)
     else:
         _call(name, (_check_in_place(x, name + "_"),), x)
     return x

@@ -334,7 +334,13 @@ def ufunc(name: str) -> np.ufunc:
 # concurrent use) safe and never oversubscribes the cores.
 _parallel_lock = threading.Lock()
 _MAX_THREADS = numba.config.NUMBA_NUM_THREADS
-_settings = threading.local()  # .threads: the cap of a num_threads() block in this Python thread
+class _ThreadSettings(threading.local):
+    threads: int | None = None  # the cap of a num_threads() block in this Python thread
+    # (a class default: a missing attribute on a threading.local costs a raised
+    # and caught AttributeError per call)
+
+
+_settings = _ThreadSettings()
 
 
 def _clamp_threads(n: int | str) -> int:
@@ -356,7 +362,7 @@ _default_threads = _env_threads()
 
 def get_num_threads() -> int:
     """Threads that large arrays are spread over in this Python thread."""
-    n = getattr(_settings, "threads", None)
+    n = _settings.threads
     return _default_threads if n is None else n
 
 
@@ -374,7 +380,7 @@ def set_num_threads(n: int | None) -> None:
 @contextlib.contextmanager
 def num_threads(n: int) -> Iterator[None]:
     """Cap the threads of fastsig calls made in this Python thread, within a ``with`` block."""
-    previous = getattr(_settings, "threads", None)
+    previous = _settings.threads
     _settings.threads = _clamp_threads(n)
     try:
         yield
@@ -385,15 +391,17 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# From this many elements the parallel kernel beats one thread (measured on
-# 2 cores, float32 and float64 alike; see the README's Performance section).
-# The backward step is two multiplies per element and memory-bound: there,
-# waking the other thread pays off only from about a million elements
-# (0.6x the baseline at 1e5 with two threads, 3.2x at 1e7).
+# From this many elements the parallel kernel beats one thread. Measured on
+# 2 cores (parallel time / serial time, float32 and float64): 0.7-0.9 and
+# 0.6 at 4096 elements, 0.6-0.7 and 0.6 at 8192, 0.5-0.6 at 32768; 8192
+# leaves a margin for a busy second core. The backward step is two
+# multiplies per element and memory-bound: there, waking the other thread
+# pays off only from about a million elements (0.6x the baseline at 1e5
+# with two threads, 3.2x at 1e7).
 PARALLEL_MIN_SIZE = {
-    "sigmoid": 32_768,
-    "sigmoid_derivative": 32_768,
-    "sigmoid_and_derivative": 32_768,
+    "sigmoid": 8192,
+    "sigmoid_derivative": 8192,
+    "sigmoid_and_derivative": 8192,
     "sigmoid_backward": 1 << 20,
 }
 
