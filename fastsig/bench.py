@@ -7,6 +7,7 @@ noisy machine slows them alike:
 
 * warm-up first (it compiles fastsig's kernels and loads the peers),
 * enough calls in a timed loop to last ``min_time`` (one call for large arrays),
+  after one untimed call (another library's threads may still be spinning),
 * the best of ``repeats`` such loops, timed with :func:`time.perf_counter_ns`,
   garbage collection off.
 
@@ -115,9 +116,13 @@ class _Case:
 
     def loop(self) -> int:
         """Run ``number`` calls; the elapsed ns."""
+        func, args = self.func, self.args
+        # One untimed call first: the previous implementation's thread pool
+        # (torch's, numexpr's or fastsig's own OpenMP threads) spins on the
+        # cores for a while after its call and would slow this one down.
+        func(*args)
         if self.refill is not None:
             self.refill()
-        func, args = self.func, self.args
         start = time.perf_counter_ns()
         for _ in range(self.number):
             func(*args)
