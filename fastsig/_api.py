@@ -26,8 +26,8 @@ _F32 = np.dtype(np.float32)
 _F16 = np.dtype(np.float16)
 _ACCEPTED = "float16, float32, float64, integer or bool"
 _NOUT = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2, "sigmoid_backward": 1}
-# Arrays below this size skip every check but the dtype: a 1-element call
-# costs little more than np.exp on it.
+# Arrays below this size go straight to the serial ufunc (never parallel):
+# a 1-element call costs little more than np.exp on it.
 _SMALL = 4096
 # The ufuncs the hot paths call, looked up without a function call.
 _UFUNCS: dict[str, np.ufunc] = {}
@@ -48,7 +48,8 @@ def _unary(name: str, x: Any, out: Any) -> Result:
     None or a plain array like it) is decided here in a few steps: a call
     costs little more than np.exp's, and the parallel path a few µs."""
     if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32) and (out is None or _plain_out(out, x)):
-        if not wants_parallel(name, x.size):
+        size = x.size
+        if size < _SMALL or not wants_parallel(name, size):
             return (_UFUNCS.get(name) or _load(name))(x, out=out)
         if x.flags.c_contiguous and (
             out is None or (out.flags.c_contiguous and (out is x or not np.may_share_memory(out, x)))
@@ -332,7 +333,8 @@ def sigmoid_and_derivative(
             )
         )
     ):  # the common case, as in _unary
-        if not wants_parallel("sigmoid_and_derivative", x.size):
+        size = x.size
+        if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size):
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
         if x.flags.c_contiguous and (
@@ -385,7 +387,10 @@ def _check_in_place(x: Any, name: str) -> np.ndarray:
 
 def _in_place(name: str, x: Any) -> np.ndarray:
     if type(x) is np.ndarray and (x.dtype is _F64 or x.dtype is _F32) and x.flags.writeable:
-        _unary(name, x, x)
+        if x.size < _SMALL:  # straight to the ufunc, as in _unary
+            (_UFUNCS.get(name) or _load(name))(x, out=x)
+        else:
+            _unary(name, x, x)
     else:
         _call(name, (_check_in_place(x, name + "_"),), x)
     return x
