@@ -2,10 +2,11 @@
 
 * the type-generic scalar functions (one ``@overload`` per operation that
   picks the float32 or float64 math of :mod:`fastsig._math`),
-* the parallel array kernels: plain ``prange`` loops over contiguous 1-D
-  memory,
-* the serial NumPy ufuncs (built on first use, so ``import fastsig``
-  compiles nothing),
+* the array loops (plain serial loops over contiguous 1-D memory) and the
+  parallel kernels, which run those loops on one chunk per thread,
+* the serial NumPy ufuncs, whose inner loops are ``@cfunc``s of the same
+  shape (built on first use, so ``import fastsig`` compiles nothing, and
+  read from the disk cache without setting up all of Numba),
 * :func:`wants_parallel`, the one place that decides which of them runs,
 * the thread settings.
 
