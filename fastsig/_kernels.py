@@ -92,12 +92,24 @@ def _overload_backward(grad_output, output):
 # which split the arrays into one chunk per thread and run the serial loop
 # on each. (A prange over the elements themselves compiled to a loop 30 %
 # slower than the serial one for float32.)
+#
+# Every kernel is a module-level function that calls the others by their
+# global names: a kernel made by a factory closing over a dispatcher is
+# never found in the disk cache again (the closure's pickle holds a
+# per-process id), and recompiling a parallel kernel costs a second.
 # --------------------------------------------------------------------------
+
+# error_model="numpy": a Python-style ZeroDivisionError check on the one
+# division would stop LLVM from vectorizing the loop.
+# nogil: dask's threaded scheduler and user threads run kernels side by side.
+CACHE = _cache.enable()
+JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
 
 
 # In place (out is x), each loop gets a one-array body: LLVM vectorizes a
 # two-pointer loop only after a runtime check that the arrays do not
 # overlap, which an in-place call fails, dropping it to scalar code (4x).
+@njit(**JIT_OPTIONS)
 def _sigmoid_loop(x, out):
     if x.ctypes.data == out.ctypes.data:
         for i in range(out.size):
@@ -107,6 +119,7 @@ def _sigmoid_loop(x, out):
             out[i] = sigmoid_scalar(x[i])
 
 
+@njit(**JIT_OPTIONS)
 def _sigmoid_derivative_loop(x, out):
     if x.ctypes.data == out.ctypes.data:
         for i in range(out.size):
@@ -116,56 +129,60 @@ def _sigmoid_derivative_loop(x, out):
             out[i] = sigmoid_derivative_scalar(x[i])
 
 
+@njit(**JIT_OPTIONS)
 def _sigmoid_and_derivative_loop(x, out_s, out_ds):
     for i in range(x.size):
         out_s[i], out_ds[i] = sigmoid_and_derivative_scalar(x[i])
 
 
+@njit(**JIT_OPTIONS)
 def _sigmoid_backward_loop(grad_output, output, out):
     for i in range(out.size):
         out[i] = sigmoid_backward_scalar(grad_output[i], output[i])
 
 
-_LOOPS = {
-    "sigmoid": _sigmoid_loop,
-    "sigmoid_derivative": _sigmoid_derivative_loop,
-    "sigmoid_and_derivative": _sigmoid_and_derivative_loop,
-    "sigmoid_backward": _sigmoid_backward_loop,
-}
-
-# error_model="numpy": a Python-style ZeroDivisionError check on the one
-# division would stop LLVM from vectorizing the loop.
-# nogil: dask's threaded scheduler and user threads run kernels side by side.
-CACHE = _cache.enable()
-JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
-ARRAY_LOOPS = {name: njit(**JIT_OPTIONS)(loop) for name, loop in _LOOPS.items()}
-
-
 # The chunk count (the thread count) is an argument: numba.get_num_threads()
 # inside a kernel would make it uncachable.
-def _chunked_2(loop):
-    def kernel(chunks, a, b):
-        step = (a.size + chunks - 1) // chunks
-        for c in prange(chunks):
-            loop(a[c * step : (c + 1) * step], b[c * step : (c + 1) * step])
-
-    return kernel
+@njit(inline="always")
+def _chunk(size, chunks, c):
+    step = (size + chunks - 1) // chunks
+    return c * step, min(size, (c + 1) * step)
 
 
-def _chunked_3(loop):
-    def kernel(chunks, a, b, c_):
-        step = (a.size + chunks - 1) // chunks
-        for c in prange(chunks):
-            lo, hi = c * step, (c + 1) * step
-            loop(a[lo:hi], b[lo:hi], c_[lo:hi])
-
-    return kernel
+@njit(parallel=True, **JIT_OPTIONS)
+def _sigmoid_parallel(chunks, x, out):
+    for c in prange(chunks):
+        lo, hi = _chunk(x.size, chunks, c)
+        _sigmoid_loop(x[lo:hi], out[lo:hi])
 
 
-_CHUNKED = {"sigmoid": _chunked_2, "sigmoid_derivative": _chunked_2,
-            "sigmoid_and_derivative": _chunked_3, "sigmoid_backward": _chunked_3}
+@njit(parallel=True, **JIT_OPTIONS)
+def _sigmoid_derivative_parallel(chunks, x, out):
+    for c in prange(chunks):
+        lo, hi = _chunk(x.size, chunks, c)
+        _sigmoid_derivative_loop(x[lo:hi], out[lo:hi])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _sigmoid_and_derivative_parallel(chunks, x, out_s, out_ds):
+    for c in prange(chunks):
+        lo, hi = _chunk(x.size, chunks, c)
+        _sigmoid_and_derivative_loop(x[lo:hi], out_s[lo:hi], out_ds[lo:hi])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _sigmoid_backward_parallel(chunks, grad_output, output, out):
+    for c in prange(chunks):
+        lo, hi = _chunk(out.size, chunks, c)
+        _sigmoid_backward_loop(grad_output[lo:hi], output[lo:hi], out[lo:hi])
+
+
+#: The parallel kernels, called as ``PARALLEL[name](chunks, *inputs, *outputs)``.
 PARALLEL = {
-    name: njit(parallel=True, **JIT_OPTIONS)(_CHUNKED[name](ARRAY_LOOPS[name])) for name in _LOOPS
+    "sigmoid": _sigmoid_parallel,
+    "sigmoid_derivative": _sigmoid_derivative_parallel,
+    "sigmoid_and_derivative": _sigmoid_and_derivative_parallel,
+    "sigmoid_backward": _sigmoid_backward_parallel,
 }
 
 

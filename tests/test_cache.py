@@ -58,18 +58,20 @@ def test_editing_a_helper_invalidates_the_cache(tmp_path):
     assert run(env, pkg) == ["True", "1.5"]
 
 
-def test_a_warm_cache_loads_loops_without_compiling(tmp_path):
+def test_a_warm_cache_loads_kernels_without_compiling(tmp_path):
     # The second process must take the loops from the cache, skipping even
     # the set-up of Numba's CPU target (numba.np.arraymath is imported only
     # by that set-up and by compiling), which was most of a warm start.
     probe = (
         "import sys, numpy as np, fastsig, fastsig._kernels as k;"
         "y = fastsig.sigmoid(np.zeros(3, np.float32));"
-        "print(k.CACHE, y[0], 'numba.np.arraymath' in sys.modules)"
+        "print(k.CACHE, y[0], 'numba.np.arraymath' in sys.modules);"
+        "big = fastsig.sigmoid(np.zeros(1 << 16));"  # the parallel kernel
+        "print(big[0], sum(k.PARALLEL['sigmoid'].stats.cache_hits.values()))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTSIG_", "NUMBA_CACHE", "XDG_CACHE"))}
     env.update(FASTSIG_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(copy_package(tmp_path)))
     runs = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
-    assert runs[0].stdout.split() == ["True", "0.5", "True"]  # compiled
-    assert runs[1].stdout.split() == ["True", "0.5", "False"]  # loaded
+    assert runs[0].stdout.split() == ["True", "0.5", "True", "0.5", "0"]  # compiled
+    assert runs[1].stdout.split() == ["True", "0.5", "False", "0.5", "1"]  # loaded
