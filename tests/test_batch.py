@@ -341,7 +341,10 @@ def test_usage_errors_exit_2(capsys):
 # --------------------------------------------------------------------------
 # The command, slowed down to 20 ms a block so that it can be caught half-way.
 SLOW = """
-import sys, time
+import signal, sys, time
+# A shell that starts a job in the background (make test under nohup or CI)
+# hands it SIGINT ignored, and Python keeps it so: restore the default here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import fastsig.batch as batch
 compute = batch._compute_block
 def slow(*args):
@@ -377,11 +380,11 @@ def test_killed_half_way_leaves_the_destination(tmp_path, signum, status):
     before = (tmp_path / "y.npy").read_bytes()
     args = ["apply", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--chunk-mb", "0.0625", "--threads", "1"]
     proc = _start_slow(args)
-    temporary = _wait_for_temporary(tmp_path, proc)
-    time.sleep(0.2)  # well into the run: about a sixth of the blocks are written
-    proc.send_signal(signum)
-    assert proc.wait(timeout=30) == status
-    proc.stderr.close()
+    with proc.stderr:
+        temporary = _wait_for_temporary(tmp_path, proc)
+        time.sleep(0.2)  # well into the run: about a sixth of the blocks are written
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == status
     assert (tmp_path / "y.npy").read_bytes() == before
     assert _temporaries(tmp_path) == ([] if signum != signal.SIGKILL else [temporary])
     # a clean re-run removes what the killed one left and completes
