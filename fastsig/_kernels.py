@@ -109,24 +109,23 @@ JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
 # In place (out is x), each loop gets a one-array body: LLVM vectorizes a
 # two-pointer loop only after a runtime check that the arrays do not
 # overlap, which an in-place call fails, dropping it to scalar code (4x).
-@njit(**JIT_OPTIONS)
-def _sigmoid_loop(x, out):
-    if x.ctypes.data == out.ctypes.data:
-        for i in range(out.size):
-            out[i] = sigmoid_scalar(out[i])
-    else:
-        for i in range(x.size):
-            out[i] = sigmoid_scalar(x[i])
+# (A factory may close over the generic scalar functions, which pickle by
+# name; each loop gets its own name, which names its cache entry.)
+def _unary_array_loop(scalar, name: str):
+    def loop(x, out):
+        if x.ctypes.data == out.ctypes.data:
+            for i in range(out.size):
+                out[i] = scalar(out[i])
+        else:
+            for i in range(x.size):
+                out[i] = scalar(x[i])
+
+    loop.__name__ = loop.__qualname__ = name
+    return njit(**JIT_OPTIONS)(loop)
 
 
-@njit(**JIT_OPTIONS)
-def _sigmoid_derivative_loop(x, out):
-    if x.ctypes.data == out.ctypes.data:
-        for i in range(out.size):
-            out[i] = sigmoid_derivative_scalar(out[i])
-    else:
-        for i in range(x.size):
-            out[i] = sigmoid_derivative_scalar(x[i])
+_sigmoid_loop = _unary_array_loop(sigmoid_scalar, "_sigmoid_loop")
+_sigmoid_derivative_loop = _unary_array_loop(sigmoid_derivative_scalar, "_sigmoid_derivative_loop")
 
 
 @njit(**JIT_OPTIONS)
