@@ -26,7 +26,7 @@ from typing import Iterator
 import numba
 import numpy as np
 from numba import njit, prange, types
-from numba.core import sigutils
+from numba.core import cgutils, sigutils
 from numba.core.ccallback import CFunc
 from numba.core.compiler_lock import global_compiler_lock
 from numba.extending import intrinsic, overload
@@ -106,32 +106,221 @@ CACHE = _cache.enable()
 JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
 
 
+@intrinsic
+def _address(typingctx, pointer):
+    """The address a typed pointer holds, as an integer."""
+    if not isinstance(pointer, types.CPointer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.ptrtoint(args[0], context.get_value_type(types.intp))
+
+    return types.intp(pointer), codegen
+
+
+@intrinsic
+def _data(typingctx, array, start):
+    """A typed pointer to ``array[start]`` (a contiguous 1-D array)."""
+    if not (isinstance(array, types.Array) and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = cgutils.create_struct_proxy(signature.args[0])(context, builder, value=args[0]).data
+        return builder.gep(data, [args[1]])
+
+    return types.CPointer(array.dtype)(array, start), codegen
+
+
+@intrinsic
+def _stack_buffer(typingctx, size):
+    """A float64 scratch buffer of ``size`` (a literal) elements on the stack."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(types.float64), size=size.literal_value)
+
+    return types.CPointer(types.float64)(size), codegen
+
+
+# The loops take typed pointers and a length, not arrays, and are inlined
+# into their callers: the ufunc loops (cfuncs) call them too, and arrays or
+# a call to a compiled njit function would bring in Numba's runtime (NRT),
+# which the fast cache load in _CachedLoop does not set up.
+#
 # In place (out is x), each loop gets a one-array body: LLVM vectorizes a
 # two-pointer loop only after a runtime check that the arrays do not
 # overlap, which an in-place call fails, dropping it to scalar code (4x).
 # (A factory may close over the generic scalar functions, which pickle by
 # name; each loop gets its own name, which names its cache entry.)
-def _unary_array_loop(scalar, name: str):
-    def loop(x, out):
-        if x.ctypes.data == out.ctypes.data:
-            for i in range(out.size):
+def _unary_pointer_loop(scalar, name: str):
+    def loop(x, out, n):
+        if _address(x) == _address(out):
+            for i in range(n):
                 out[i] = scalar(out[i])
         else:
-            for i in range(x.size):
+            for i in range(n):
                 out[i] = scalar(x[i])
 
     loop.__name__ = loop.__qualname__ = name
-    return njit(**JIT_OPTIONS)(loop)
+    return njit(inline="always")(loop)
 
 
-_sigmoid_loop = _unary_array_loop(sigmoid_scalar, "_sigmoid_loop")
-_sigmoid_derivative_loop = _unary_array_loop(sigmoid_derivative_scalar, "_sigmoid_derivative_loop")
+_sigmoid_f64_loop = _unary_pointer_loop(sigmoid_scalar, "_sigmoid_f64_loop")
+_sigmoid_derivative_f64_loop = _unary_pointer_loop(sigmoid_derivative_scalar, "_sigmoid_derivative_f64_loop")
 
 
-@njit(**JIT_OPTIONS)
-def _sigmoid_and_derivative_loop(x, out_s, out_ds):
-    for i in range(x.size):
+@njit(inline="always")
+def _sigmoid_and_derivative_f64_loop(x, out_s, out_ds, n):
+    for i in range(n):
         out_s[i], out_ds[i] = sigmoid_and_derivative_scalar(x[i])
+
+
+# float32 loops in two stages (see _math): stage 1 of element j + _LAG runs
+# in the same iteration as stage 2 of element j, its result parked in a
+# stack buffer in between. Written as one loop, each element's whole chain
+# (about 60 cycles, a 13-cycle division at its end) waits in the CPU's
+# scheduler, which fills up before the FMA pipes are busy; a division whose
+# input was computed _LAG elements earlier starts at once. Measured on
+# Zen 3, one core: float32 σ 15-20 % faster, the same bits. Blocks of
+# _BLOCK elements keep the buffers small, on the stack.
+_BLOCK = 2048
+_LAG = 16
+
+
+@njit(inline="always")
+def _sigmoid_f32_block(x, out, d, lo, m):
+    for j in range(_LAG):
+        d[j] = _math.sigmoid_f32_denominator(x[lo + j])
+    for j in range(m - _LAG):
+        d[j + _LAG] = _math.sigmoid_f32_denominator(x[lo + j + _LAG])
+        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
+    for j in range(m - _LAG, m):
+        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
+
+
+@njit(inline="always")
+def _sigmoid_f32_block_in_place(out, d, lo, m):
+    for j in range(_LAG):
+        d[j] = _math.sigmoid_f32_denominator(out[lo + j])
+    for j in range(m - _LAG):
+        d[j + _LAG] = _math.sigmoid_f32_denominator(out[lo + j + _LAG])
+        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
+    for j in range(m - _LAG, m):
+        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
+
+
+@njit(inline="always")
+def _sigmoid_derivative_f32_block(x, out, t, d, lo, m):
+    for j in range(_LAG):
+        t[j], d[j] = _math.sigmoid_derivative_f32_terms(x[lo + j])
+    for j in range(m - _LAG):
+        t[j + _LAG], d[j + _LAG] = _math.sigmoid_derivative_f32_terms(x[lo + j + _LAG])
+        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
+    for j in range(m - _LAG, m):
+        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
+
+
+@njit(inline="always")
+def _sigmoid_derivative_f32_block_in_place(out, t, d, lo, m):
+    for j in range(_LAG):
+        t[j], d[j] = _math.sigmoid_derivative_f32_terms(out[lo + j])
+    for j in range(m - _LAG):
+        t[j + _LAG], d[j + _LAG] = _math.sigmoid_derivative_f32_terms(out[lo + j + _LAG])
+        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
+    for j in range(m - _LAG, m):
+        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
+
+
+@njit(inline="always")
+def _sigmoid_and_derivative_f32_block(x, out_s, out_ds, t, d, lo, m):
+    for j in range(_LAG):
+        t[j], d[j] = _math.sigmoid_derivative_f32_terms(x[lo + j])
+    for j in range(m - _LAG):
+        t[j + _LAG], d[j + _LAG] = _math.sigmoid_derivative_f32_terms(x[lo + j + _LAG])
+        out_s[lo + j], out_ds[lo + j] = _math.sigmoid_and_derivative_f32_from_terms(t[j], d[j])
+    for j in range(m - _LAG, m):
+        out_s[lo + j], out_ds[lo + j] = _math.sigmoid_and_derivative_f32_from_terms(t[j], d[j])
+
+
+# The block drivers; a block too short to pipeline (only the last can be)
+# runs the plain scalar function.
+@njit(inline="always")
+def _sigmoid_f32_loop(x, out, n):
+    d = _stack_buffer(_BLOCK)
+    in_place = _address(x) == _address(out)
+    for b in range((n + _BLOCK - 1) // _BLOCK):
+        lo = b * _BLOCK
+        m = min(_BLOCK, n - lo)
+        if m <= _LAG:
+            for i in range(lo, lo + m):
+                out[i] = _math.sigmoid_f32(x[i])
+        elif in_place:
+            _sigmoid_f32_block_in_place(out, d, lo, m)
+        else:
+            _sigmoid_f32_block(x, out, d, lo, m)
+
+
+@njit(inline="always")
+def _sigmoid_derivative_f32_loop(x, out, n):
+    t = _stack_buffer(_BLOCK)
+    d = _stack_buffer(_BLOCK)
+    in_place = _address(x) == _address(out)
+    for b in range((n + _BLOCK - 1) // _BLOCK):
+        lo = b * _BLOCK
+        m = min(_BLOCK, n - lo)
+        if m <= _LAG:
+            for i in range(lo, lo + m):
+                out[i] = _math.sigmoid_derivative_f32(x[i])
+        elif in_place:
+            _sigmoid_derivative_f32_block_in_place(out, t, d, lo, m)
+        else:
+            _sigmoid_derivative_f32_block(x, out, t, d, lo, m)
+
+
+@njit(inline="always")
+def _sigmoid_and_derivative_f32_loop(x, out_s, out_ds, n):
+    t = _stack_buffer(_BLOCK)
+    d = _stack_buffer(_BLOCK)
+    for b in range((n + _BLOCK - 1) // _BLOCK):
+        lo = b * _BLOCK
+        m = min(_BLOCK, n - lo)
+        if m <= _LAG:
+            for i in range(lo, lo + m):
+                out_s[i], out_ds[i] = _math.sigmoid_and_derivative_f32(x[i])
+        else:
+            _sigmoid_and_derivative_f32_block(x, out_s, out_ds, t, d, lo, m)
+
+
+# The loops by dtype: what every CPU path runs on contiguous memory (the
+# parallel kernels on each chunk, the ufuncs' contiguous case).
+def sigmoid_loop(x, out, n):  # pragma: no cover - replaced by the overload in jit code
+    raise NotImplementedError("only callable from jitted code")
+
+
+def sigmoid_derivative_loop(x, out, n):  # pragma: no cover
+    raise NotImplementedError("only callable from jitted code")
+
+
+def sigmoid_and_derivative_loop(x, out_s, out_ds, n):  # pragma: no cover
+    raise NotImplementedError("only callable from jitted code")
+
+
+def _overload_unary_loop(generic, f64_loop, f32_loop):
+    @overload(generic, inline="always")
+    def _overload(x, out, n):
+        impl = _pick(f64_loop, f32_loop, x.dtype, out.dtype)
+        return None if impl is None else (lambda x, out, n: impl(x, out, n))
+
+
+_overload_unary_loop(sigmoid_loop, _sigmoid_f64_loop, _sigmoid_f32_loop)
+_overload_unary_loop(sigmoid_derivative_loop, _sigmoid_derivative_f64_loop, _sigmoid_derivative_f32_loop)
+
+
+@overload(sigmoid_and_derivative_loop, inline="always")
+def _overload_sigmoid_and_derivative_loop(x, out_s, out_ds, n):
+    impl = _pick(_sigmoid_and_derivative_f64_loop, _sigmoid_and_derivative_f32_loop, x.dtype, out_s.dtype, out_ds.dtype)
+    return None if impl is None else (lambda x, out_s, out_ds, n: impl(x, out_s, out_ds, n))
 
 
 @njit(**JIT_OPTIONS)
@@ -152,21 +341,21 @@ def _chunk(size, chunks, c):
 def _sigmoid_parallel(chunks, x, out):
     for c in prange(chunks):
         lo, hi = _chunk(x.size, chunks, c)
-        _sigmoid_loop(x[lo:hi], out[lo:hi])
+        sigmoid_loop(_data(x, lo), _data(out, lo), hi - lo)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
 def _sigmoid_derivative_parallel(chunks, x, out):
     for c in prange(chunks):
         lo, hi = _chunk(x.size, chunks, c)
-        _sigmoid_derivative_loop(x[lo:hi], out[lo:hi])
+        sigmoid_derivative_loop(_data(x, lo), _data(out, lo), hi - lo)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
 def _sigmoid_and_derivative_parallel(chunks, x, out_s, out_ds):
     for c in prange(chunks):
         lo, hi = _chunk(x.size, chunks, c)
-        _sigmoid_and_derivative_loop(x[lo:hi], out_s[lo:hi], out_ds[lo:hi])
+        sigmoid_and_derivative_loop(_data(x, lo), _data(out_s, lo), _data(out_ds, lo), hi - lo)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
@@ -218,31 +407,15 @@ _feclearexcept = types.ExternalFunction("feclearexcept", types.int32(types.int32
 _FE_ALL_EXCEPT = {"x86_64": 0x3D, "AMD64": 0x3D, "i386": 0x3D, "i686": 0x3D}.get(platform.machine(), 0x1F)
 
 
-@intrinsic
-def _address(typingctx, pointer):
-    """The address a typed pointer holds, as an integer."""
-    if not isinstance(pointer, types.CPointer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.ptrtoint(args[0], context.get_value_type(types.intp))
-
-    return types.intp(pointer), codegen
-
-
 # The loop factories close over module-level functions and ints only, which
 # Numba's cache hashes the same way in every process (so cache=True works).
-def _unary_loop(scalar, itemsize):
+def _unary_loop(scalar, array_loop, itemsize):
     def loop(args, dims, steps, data):
         n = dims[0]
         x, out = args[0], args[1]
         sx, so = steps[0] // itemsize, steps[1] // itemsize
-        if sx == 1 and so == 1 and _address(x) == _address(out):  # in place (see _sigmoid_loop)
-            for i in range(n):
-                out[i] = scalar(out[i])
-        elif sx == 1 and so == 1:  # the contiguous case, vectorized by LLVM
-            for i in range(n):
-                out[i] = scalar(x[i])
+        if sx == 1 and so == 1:  # contiguous (in place too): the array loop
+            array_loop(x, out, n)
         else:
             for i in range(n):
                 out[i * so] = scalar(x[i * sx])
@@ -251,14 +424,13 @@ def _unary_loop(scalar, itemsize):
     return loop
 
 
-def _fused_loop(scalar, itemsize):
+def _fused_loop(scalar, array_loop, itemsize):
     def loop(args, dims, steps, data):
         n = dims[0]
         x, out_s, out_ds = args[0], args[1], args[2]
         sx, ss, sd = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
         if sx == 1 and ss == 1 and sd == 1:
-            for i in range(n):
-                out_s[i], out_ds[i] = scalar(x[i])
+            array_loop(x, out_s, out_ds, n)
         else:
             for i in range(n):
                 out_s[i * ss], out_ds[i * sd] = scalar(x[i * sx])
@@ -267,7 +439,7 @@ def _fused_loop(scalar, itemsize):
     return loop
 
 
-def _binary_loop(scalar, itemsize):
+def _binary_loop(scalar, array_loop, itemsize):  # array_loop: None (the loop is here)
     def loop(args, dims, steps, data):
         n = dims[0]
         a, b, out = args[0], args[1], args[2]
@@ -283,12 +455,12 @@ def _binary_loop(scalar, itemsize):
     return loop
 
 
-# name -> (loop factory, generic scalar, nin, nout)
+# name -> (loop factory, generic scalar, generic array loop, nin, nout)
 _UFUNC_SPECS = {
-    "sigmoid": (_unary_loop, sigmoid_scalar, 1, 1),
-    "sigmoid_derivative": (_unary_loop, sigmoid_derivative_scalar, 1, 1),
-    "sigmoid_and_derivative": (_fused_loop, sigmoid_and_derivative_scalar, 1, 2),
-    "sigmoid_backward": (_binary_loop, sigmoid_backward_scalar, 2, 1),
+    "sigmoid": (_unary_loop, sigmoid_scalar, sigmoid_loop, 1, 1),
+    "sigmoid_derivative": (_unary_loop, sigmoid_derivative_scalar, sigmoid_derivative_loop, 1, 1),
+    "sigmoid_and_derivative": (_fused_loop, sigmoid_and_derivative_scalar, sigmoid_and_derivative_loop, 1, 2),
+    "sigmoid_backward": (_binary_loop, sigmoid_backward_scalar, None, 2, 1),
 }
 
 
@@ -328,11 +500,11 @@ def _compile_loop(loop, signature) -> CFunc:
 @functools.cache
 def ufunc(name: str) -> np.ufunc:
     """The serial NumPy ufunc for ``name`` (float64 and float32 loops), compiled on first use."""
-    make_loop, scalar, nin, nout = _UFUNC_SPECS[name]
+    make_loop, scalar, array_loop, nin, nout = _UFUNC_SPECS[name]
     loops, type_lists = [], []
     for element_type, dtype in ((types.float64, np.float64), (types.float32, np.float32)):
         itemsize = np.dtype(dtype).itemsize
-        loop = make_loop(scalar, itemsize)
+        loop = make_loop(scalar, array_loop, itemsize)
         loop.__name__ = loop.__qualname__ = f"{name}_{np.dtype(dtype).name}_loop"
         loops.append(_compile_loop(loop, _loop_signature(element_type)))
         type_lists.append([np.dtype(dtype).num] * (nin + nout))
@@ -449,7 +621,7 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
 
 
 def _run_serial(name: str, *arrays: np.ndarray) -> None:
-    nin = _UFUNC_SPECS[name][2]
+    nin = _UFUNC_SPECS[name][3]
     ufunc(name)(*arrays[:nin], out=arrays[nin:])
 
 

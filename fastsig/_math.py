@@ -38,6 +38,11 @@ __all__ = [
     "sigmoid_f32",
     "sigmoid_derivative_f32",
     "sigmoid_and_derivative_f32",
+    "sigmoid_f32_denominator",
+    "sigmoid_f32_from_denominator",
+    "sigmoid_derivative_f32_terms",
+    "sigmoid_derivative_f32_from_terms",
+    "sigmoid_and_derivative_f32_from_terms",
     "sigmoid_backward_f64",
     "sigmoid_backward_f32",
 ]
@@ -384,28 +389,65 @@ def _exp_neg_f32(x):
     return u, _pow2(k)
 
 
+# Each float32 kernel is two stages: everything up to the denominator
+# 1 + e^-x, then the division and the rounding to float32. The scalar
+# functions run them back to back; the CPU array loops run them a few
+# elements apart (see _kernels), so that the division of one element
+# overlaps the polynomial of the next ones.
+#
 # 1 + e^-x as one FMA after the polynomial: s + 1 is ready long before.
+@njit(inline="always")
+def sigmoid_f32_denominator(x):
+    """Stage 1 of σ(x) for a float32: d = 1 + e^-x in float64."""
+    u, s = _exp_neg_f32(x)
+    return fma(u, s, s + 1.0)
+
+
+@njit(inline="always")
+def sigmoid_f32_from_denominator(d):
+    """Stage 2 of σ: 1/d rounded once to float32."""
+    return types.float32(1.0 / d)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32_terms(x):
+    """Stage 1 of σ'(x) for a float32: (t, d) = (e^-x, 1 + e^-x) in float64."""
+    u, s = _exp_neg_f32(x)
+    return fma(u, s, s), fma(u, s, s + 1.0)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32_from_terms(t, d):
+    """Stage 2 of σ': t/d² rounded once to float32."""
+    inv = 1.0 / d
+    return types.float32(mul(mul(t, inv), inv))
+
+
+@njit(inline="always")
+def sigmoid_and_derivative_f32_from_terms(t, d):
+    """Stage 2 of (σ, σ') from the terms of stage 1."""
+    inv = 1.0 / d
+    return types.float32(inv), types.float32(mul(mul(t, inv), inv))
+
+
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    u, s = _exp_neg_f32(x)
-    return types.float32(1.0 / fma(u, s, s + 1.0))
+    return sigmoid_f32_from_denominator(sigmoid_f32_denominator(x))
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    u, s = _exp_neg_f32(x)
-    inv = 1.0 / fma(u, s, s + 1.0)
-    return types.float32(mul(mul(fma(u, s, s), inv), inv))
+    t, d = sigmoid_derivative_f32_terms(x)
+    return sigmoid_derivative_f32_from_terms(t, d)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    u, s = _exp_neg_f32(x)
-    inv = 1.0 / fma(u, s, s + 1.0)
-    return types.float32(inv), types.float32(mul(mul(fma(u, s, s), inv), inv))
+    t, d = sigmoid_derivative_f32_terms(x)
+    return sigmoid_and_derivative_f32_from_terms(t, d)
 
 
 @njit(inline="always")
