@@ -200,33 +200,11 @@ def _sigmoid_f32_block(x, out, d, lo, m):
 
 
 @njit(inline="always")
-def _sigmoid_f32_block_in_place(out, d, lo, m):
-    for j in range(_LAG):
-        d[j] = _math.sigmoid_f32_denominator(out[lo + j])
-    for j in range(m - _LAG):
-        d[j + _LAG] = _math.sigmoid_f32_denominator(out[lo + j + _LAG])
-        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
-    for j in range(m - _LAG, m):
-        out[lo + j] = _math.sigmoid_f32_from_denominator(d[j])
-
-
-@njit(inline="always")
 def _sigmoid_derivative_f32_block(x, out, t, d, lo, m):
     for j in range(_LAG):
         t[j], d[j] = _math.sigmoid_derivative_f32_terms(x[lo + j])
     for j in range(m - _LAG):
         t[j + _LAG], d[j + _LAG] = _math.sigmoid_derivative_f32_terms(x[lo + j + _LAG])
-        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
-    for j in range(m - _LAG, m):
-        out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
-
-
-@njit(inline="always")
-def _sigmoid_derivative_f32_block_in_place(out, t, d, lo, m):
-    for j in range(_LAG):
-        t[j], d[j] = _math.sigmoid_derivative_f32_terms(out[lo + j])
-    for j in range(m - _LAG):
-        t[j + _LAG], d[j + _LAG] = _math.sigmoid_derivative_f32_terms(out[lo + j + _LAG])
         out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
     for j in range(m - _LAG, m):
         out[lo + j] = _math.sigmoid_derivative_f32_from_terms(t[j], d[j])
@@ -244,7 +222,9 @@ def _sigmoid_and_derivative_f32_block(x, out_s, out_ds, t, d, lo, m):
 
 
 # The block drivers; a block too short to pipeline (only the last can be)
-# runs the plain scalar function.
+# runs the plain scalar function. In place, the block gets `out` twice:
+# inlined, both names are one pointer, which LLVM vectorizes without the
+# overlap check (see above).
 @njit(inline="always")
 def _sigmoid_f32_loop(x, out, n):
     d = _stack_buffer(_BLOCK)
@@ -256,7 +236,7 @@ def _sigmoid_f32_loop(x, out, n):
             for i in range(lo, lo + m):
                 out[i] = _math.sigmoid_f32(x[i])
         elif in_place:
-            _sigmoid_f32_block_in_place(out, d, lo, m)
+            _sigmoid_f32_block(out, out, d, lo, m)
         else:
             _sigmoid_f32_block(x, out, d, lo, m)
 
@@ -273,7 +253,7 @@ def _sigmoid_derivative_f32_loop(x, out, n):
             for i in range(lo, lo + m):
                 out[i] = _math.sigmoid_derivative_f32(x[i])
         elif in_place:
-            _sigmoid_derivative_f32_block_in_place(out, t, d, lo, m)
+            _sigmoid_derivative_f32_block(out, out, t, d, lo, m)
         else:
             _sigmoid_derivative_f32_block(x, out, t, d, lo, m)
 
