@@ -38,13 +38,18 @@ __all__ = [
     "sigmoid_f32",
     "sigmoid_derivative_f32",
     "sigmoid_and_derivative_f32",
-    "sigmoid_f32_denominator",
-    "sigmoid_f32_from_denominator",
-    "sigmoid_derivative_f32_terms",
-    "sigmoid_derivative_f32_from_terms",
-    "sigmoid_and_derivative_f32_from_terms",
     "sigmoid_backward_f64",
     "sigmoid_backward_f32",
+    # the stages of the kernels above, for the CPU array loops
+    "exp_f64",
+    "sigmoid_f64_result",
+    "sigmoid_derivative_f64_result",
+    "sigmoid_and_derivative_f64_result",
+    "sigmoid_f32_terms",
+    "sigmoid_derivative_f32_terms",
+    "sigmoid_f32_result",
+    "sigmoid_derivative_f32_result",
+    "sigmoid_and_derivative_f32_result",
 ]
 
 
@@ -209,16 +214,12 @@ def _estrin11(r, c):
 
 @njit(inline="always")
 def _reduce(a):
-    """Split -a = k ln2 + r + r_lo with k integral and |r| <= ln2/2."""
-    shifted = fma(a, -_INV_LN2, _ROUND_MAGIC)
-    kf = shifted - _ROUND_MAGIC
-    # k as an integer from the low bits of `shifted`: unlike int(kf), this
-    # vectorizes on CPUs without AVX-512's float-to-int64 conversion.
-    k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
+    """Split -a = kf ln2 + r + r_lo with kf integral and |r| <= ln2/2."""
+    kf = fma(a, -_INV_LN2, _ROUND_MAGIC) - _ROUND_MAGIC
     hi = fma(-kf, _LN2_HI, -a)  # exact: k * _LN2_HI has spare low bits
     r = fma(-kf, _LN2_LO, hi)
     r_lo = fma(-kf, _LN2_LO, hi - r)
-    return k, kf, r, r_lo
+    return kf, r, r_lo
 
 
 @njit(inline="always")
@@ -228,20 +229,35 @@ def _pow2(k):
 
 
 @njit(inline="always")
+def _integral_to_int64(kf):
+    """An integral float64 |kf| < 2**51 as an int64: unlike int(kf), this
+    vectorizes on CPUs without AVX-512's float-to-int64 conversion."""
+    return _float64_to_int64_bits(kf + _ROUND_MAGIC) - _MAGIC_BITS
+
+
+@njit(inline="always")
 def _pow2_of_integral(kf):
     """2.0**kf for an integral float64 kf in [-1022, 1023]: kf + _ROUND_MAGIC
     holds kf in its low bits, which the shift moves into the exponent."""
     return _int64_bits_to_float64((_float64_to_int64_bits(kf + _ROUND_MAGIC) + 1023) << 52)
 
 
+# Every kernel below is two stages, each a function of tuples of float64:
+# terms (x -> the terms of the quotient) and result (x, terms -> outputs).
+# The scalar functions run them back to back; the CPU array loops run them
+# some elements apart (see _kernels), so that the long dependency chain of
+# one element overlaps the work of the next ones. Either way gives the same
+# bits.
 @njit(inline="always")
-def _exp_neg_f64(a):
-    """e^-a for 0 <= a <= _CLAMP_F64 as (n_hi + n_lo) * 2**k.
+def exp_f64(x):
+    """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**kf.
 
-    The pair n_hi + n_lo = e^r carries about 100 bits; k is returned both
-    as an int64 and as a float64 (kf).
+    |x| is clamped to _CLAMP_F64; the pair n_hi + n_lo = e^r carries about
+    100 bits.
     """
-    k, kf, r, r_lo = _reduce(a)
+    a = abs(x)
+    # A select, not min(): a NaN passes and flows into every result.
+    kf, r, r_lo = _reduce(select(a > _CLAMP_F64, _CLAMP_F64, a))
     p = _estrin11(r, _P64)
     # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
     # a rounded 1 + r + tail would cost a quarter ulp before any division.
@@ -250,7 +266,7 @@ def _exp_neg_f64(a):
     u_lo = (r - u_hi) + tail
     n_hi = 1.0 + u_hi
     n_lo = ((1.0 - n_hi) + u_hi) + u_lo
-    return n_hi, n_lo, k, kf
+    return n_hi, n_lo, kf
 
 
 # v * 2**k is formed as (v * 2**(k+600)) * 2**-600: both products are exact,
@@ -287,16 +303,14 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
 
 
 @njit(inline="always")
-def _exp_and_denominator(x):
-    """The shared core of every float64 kernel.
+def _denominator(exp):
+    """The denominator 1 + e^-|x| in stage 2: (n_hi, n_lo, k, q0, d_hi, d_lo).
 
-    With a = min(|x|, _CLAMP_F64) and t = e^-a = (n_hi + n_lo) * 2**k,
-    returns (n_hi, n_lo, k, q0, d_hi, d_lo): 1 + t = d_hi + d_lo as an exact
-    pair and q0 = 1/d_hi, the one division of every kernel.
+    1 + t = d_hi + d_lo as an exact pair, q0 = 1/d_hi (the one division of
+    every kernel) and k = kf as an integer.
     """
-    a = abs(x)
-    # A select, not min(): a NaN passes and flows into every result.
-    n_hi, n_lo, k, kf = _exp_neg_f64(select(a > _CLAMP_F64, _CLAMP_F64, a))
+    n_hi, n_lo, kf = exp
+    k = _integral_to_int64(kf)
     # Below 2**-600, t no longer matters to 1 + t; capping its exponent there
     # keeps every intermediate a normal number. (The cap is a float max: AVX2
     # has no 64-bit integer max.)
@@ -326,27 +340,43 @@ def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo):
     return _ldexp_quiet(q + c, k)
 
 
-# NaN: the compares may set the invalid flag on a NaN; the ufunc loops clear
-# the flags (see _kernels), so NumPy never warns.
+# Stage 2 of each float64 kernel. NaN: the compares may set the invalid
+# flag on a NaN; the ufunc loops clear the flags (see _kernels), so NumPy
+# never warns.
+@njit(inline="always")
+def sigmoid_f64_result(x, exp):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
+    return (_sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo),)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f64_result(x, exp):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
+    return (_derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo),)
+
+
+@njit(inline="always")
+def sigmoid_and_derivative_f64_result(x, exp):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
+    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo), _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
+
+
 @njit(inline="always")
 def sigmoid_f64(x):
     """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
-    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo)
+    return sigmoid_f64_result(x, exp_f64(x))[0]
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64(x):
     """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
-    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    return _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
+    return sigmoid_derivative_f64_result(x, exp_f64(x))[0]
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64(x):
     """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
-    n_hi, n_lo, k, q0, d_hi, d_lo = _exp_and_denominator(x)
-    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo), _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
+    return sigmoid_and_derivative_f64_result(x, exp_f64(x))
 
 
 @njit(inline="always")
@@ -389,43 +419,39 @@ def _exp_neg_f32(x):
     return u, _pow2(k)
 
 
-# Each float32 kernel is two stages: everything up to the denominator
-# 1 + e^-x, then the division and the rounding to float32. The scalar
-# functions run them back to back; the CPU array loops run them a few
-# elements apart (see _kernels), so that the division of one element
-# overlaps the polynomial of the next ones.
-#
-# 1 + e^-x as one FMA after the polynomial: s + 1 is ready long before.
+# Stage 1: the terms of the quotient, 1 + e^-x as one FMA after the
+# polynomial (s + 1 is ready long before).
 @njit(inline="always")
-def sigmoid_f32_denominator(x):
-    """Stage 1 of σ(x) for a float32: d = 1 + e^-x in float64."""
+def sigmoid_f32_terms(x):
+    """Stage 1 of σ for a float32: (d,) with d = 1 + e^-x in float64."""
     u, s = _exp_neg_f32(x)
-    return fma(u, s, s + 1.0)
-
-
-@njit(inline="always")
-def sigmoid_f32_from_denominator(d):
-    """Stage 2 of σ: 1/d rounded once to float32."""
-    return types.float32(1.0 / d)
+    return (fma(u, s, s + 1.0),)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32_terms(x):
-    """Stage 1 of σ'(x) for a float32: (t, d) = (e^-x, 1 + e^-x) in float64."""
+    """Stage 1 of σ' and of (σ, σ'): (t, d) = (e^-x, 1 + e^-x) in float64."""
     u, s = _exp_neg_f32(x)
     return fma(u, s, s), fma(u, s, s + 1.0)
 
 
+# Stage 2: the division and the one rounding to float32.
 @njit(inline="always")
-def sigmoid_derivative_f32_from_terms(t, d):
-    """Stage 2 of σ': t/d² rounded once to float32."""
+def sigmoid_f32_result(x, terms):
+    (d,) = terms
+    return (types.float32(1.0 / d),)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32_result(x, terms):
+    t, d = terms
     inv = 1.0 / d
-    return types.float32(mul(mul(t, inv), inv))
+    return (types.float32(mul(mul(t, inv), inv)),)
 
 
 @njit(inline="always")
-def sigmoid_and_derivative_f32_from_terms(t, d):
-    """Stage 2 of (σ, σ') from the terms of stage 1."""
+def sigmoid_and_derivative_f32_result(x, terms):
+    t, d = terms
     inv = 1.0 / d
     return types.float32(inv), types.float32(mul(mul(t, inv), inv))
 
@@ -433,21 +459,19 @@ def sigmoid_and_derivative_f32_from_terms(t, d):
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    return sigmoid_f32_from_denominator(sigmoid_f32_denominator(x))
+    return sigmoid_f32_result(x, sigmoid_f32_terms(x))[0]
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    t, d = sigmoid_derivative_f32_terms(x)
-    return sigmoid_derivative_f32_from_terms(t, d)
+    return sigmoid_derivative_f32_result(x, sigmoid_derivative_f32_terms(x))[0]
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    t, d = sigmoid_derivative_f32_terms(x)
-    return sigmoid_and_derivative_f32_from_terms(t, d)
+    return sigmoid_and_derivative_f32_result(x, sigmoid_derivative_f32_terms(x))
 
 
 @njit(inline="always")
