@@ -1,8 +1,11 @@
 """The scalar math of fastsig, written once and compiled for every target.
 
-Every function here takes and returns scalars and is ``@njit(inline='always')``
-so that the array kernels (serial ufunc loops, ``prange`` loops and CUDA
-kernels) inline it into their loop bodies, where LLVM vectorizes it.
+Every function here takes and returns scalars (or small tuples of them) and
+is ``@njit(inline='always')`` so that the array kernels (serial ufunc loops,
+``prange`` loops and CUDA kernels) inline it into their loop bodies, where
+LLVM vectorizes it. Each kernel is two stages, terms and result (see below):
+the CPU array loops run them some elements apart, everything else runs the
+scalar functions that compose them.
 
 Why it is built this way:
 
