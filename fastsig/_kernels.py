@@ -224,7 +224,13 @@ _STAGES = {
 
 def _pipelined_loop(name: str, element_type):
     """``loop(x, outputs, n)`` for kernel ``name``: x a typed pointer,
-    outputs a tuple of typed pointers, n the length."""
+    outputs a tuple of typed pointers, n the length.
+
+    The loop closes over the stage dispatchers, which a cached kernel must
+    not (see above); it is safe here because the loop is only ever inlined,
+    never compiled or cached on its own: the cached kernels reach it through
+    the generic stubs below, which pickle by name.
+    """
     terms, result, width = _STAGES[name, element_type]
 
     # m > _LAG elements from lo; `parked` holds the terms of _LAG elements.
