@@ -25,8 +25,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from fastsig import batch
+from fastsig.peak_memory import apply_peak_rss_mib
 
 
 def write_input(path: Path, size: int, dtype: np.dtype, chunk: int) -> None:
@@ -60,29 +59,6 @@ def read_all(path: Path, chunk: int) -> None:
         buffer = bytearray(chunk)
         while f.readinto(buffer):
             pass
-
-
-# The command, then its own peak resident memory (VmHWM, kB) on stdout. Not
-# wait4's ru_maxrss: a child's includes its parent's resident memory at exec.
-PEAK = """
-import sys
-from fastsig.cli import main
-code = main(sys.argv[1:])
-with open("/proc/self/status") as f:
-    print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
-sys.exit(code)
-"""
-
-
-def peak_rss_mib(args: list[str]) -> float:
-    """Peak resident memory of ``fastsig apply ARGS --quiet`` run in a child process (Linux)."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", PEAK, "apply", *args, "--quiet"], env=env,
-                          capture_output=True, text=True)
-    if proc.returncode:
-        raise SystemExit(f"fastsig apply failed: {proc.stderr.strip()}")
-    return int(proc.stdout) / 1024
 
 
 def main() -> None:
@@ -149,8 +125,8 @@ def main() -> None:
             write_input(one_chunk, max(1, chunk // dtype.itemsize), dtype, chunk)
             print("peak RSS of `fastsig apply` (child process, VmHWM):")
             for op, outs in (("sigmoid", ["r.npy"]), ("both", ["r1.npy", "r2.npy"])):
-                small = peak_rss_mib([str(one_chunk), *[str(work / o) for o in outs], "--op", op, *common])
-                large = peak_rss_mib([str(src), *[str(work / o) for o in outs], "--op", op, *common])
+                small = apply_peak_rss_mib([str(one_chunk), *[str(work / o) for o in outs], "--op", op, *common, "--quiet"])
+                large = apply_peak_rss_mib([str(src), *[str(work / o) for o in outs], "--op", op, *common, "--quiet"])
                 print(f"  --op {op:<8} {large:6.0f} MiB for {mb:.0f} MB, {small:6.0f} MiB for one chunk: "
                       f"+{large - small:.0f} MiB")
     finally:

@@ -27,6 +27,7 @@ import pytest
 import fastsig
 from fastsig import batch
 from fastsig.cli import main
+from fastsig.peak_memory import apply_peak_rss_mib
 
 try:  # the io extra; the .npy tests run without it
     import h5py
@@ -441,26 +442,6 @@ def test_full_disk(tmp_path, half_way):
 # --------------------------------------------------------------------------
 # Constant memory
 # --------------------------------------------------------------------------
-# The command, then its own peak resident memory (VmHWM, in kB) on stdout.
-# Not wait4's ru_maxrss: a child's counts the parent's resident memory at
-# exec, so it would measure pytest.
-PEAK = """
-import sys
-from fastsig.cli import main
-code = main(sys.argv[1:])
-with open("/proc/self/status") as f:
-    print(next(line.split()[1] for line in f if line.startswith("VmHWM:")))
-sys.exit(code)
-"""
-
-
-def _peak_rss_mib(args: list[str]) -> float:
-    """Peak resident memory of ``fastsig apply ARGS`` in a child process."""
-    proc = subprocess.run([sys.executable, "-c", PEAK, "apply", *args], env=_env(),
-                          capture_output=True, text=True, check=True)
-    return int(proc.stdout) / 1024
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM in /proc")
 def test_peak_memory_does_not_grow_with_the_file(tmp_path):
     chunk = 2**20
@@ -471,8 +452,8 @@ def test_peak_memory_does_not_grow_with_the_file(tmp_path):
         mm[i:i + chunk // 4] = i
     del mm
     common = ["--op", "both", "--chunk-mb", "1", "--threads", "2", "--quiet"]
-    rss_small = _peak_rss_mib([str(small), str(tmp_path / "s1.npy"), str(tmp_path / "d1.npy"), *common])
-    rss_large = _peak_rss_mib([str(large), str(tmp_path / "s2.npy"), str(tmp_path / "d2.npy"), *common])
+    rss_small = apply_peak_rss_mib([str(small), str(tmp_path / "s1.npy"), str(tmp_path / "d1.npy"), *common])
+    rss_large = apply_peak_rss_mib([str(large), str(tmp_path / "s2.npy"), str(tmp_path / "d2.npy"), *common])
     print(f"peak RSS: {rss_small:.0f} MiB for 1 MiB, {rss_large:.0f} MiB for 64 MiB (chunks of 1 MiB, --op both)")
     # Two threads, each with a mapped input block and two output buffers of
     # 1 MiB: 6 MiB at most above what a one-chunk file takes, for 64 MiB read
