@@ -1,12 +1,12 @@
 """All the Numba machinery of fastsig lives here.
 
-* the type-generic scalar functions (one ``@overload`` per operation that
-  picks the float32 or float64 math of :mod:`fastsig._math`),
-* the array loops (plain serial loops over contiguous 1-D memory) and the
-  parallel kernels, which run those loops on one chunk per thread,
-* the serial NumPy ufuncs, whose inner loops are ``@cfunc``s of the same
-  shape (built on first use, so ``import fastsig`` compiles nothing, and
+* the array loops (pipelined loops over contiguous 1-D memory, one per
+  operation and dtype, from the scalar math of :mod:`fastsig._math`),
+* the serial NumPy ufuncs, whose inner loops are ``@cfunc``s that run those
+  loops (built on first use, so ``import fastsig`` compiles nothing, and
   read from the disk cache without setting up all of Numba),
+* the parallel kernels, which run a ufunc's inner loop on one chunk per
+  thread,
 * :func:`wants_parallel`, the one place that decides which of them runs,
 * the thread settings.
 
@@ -21,82 +21,35 @@ import functools
 import os
 import platform
 import threading
+from types import FunctionType
 from typing import Iterator
 
 import numba
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils, sigutils
 from numba.core.ccallback import CFunc
 from numba.core.compiler_lock import global_compiler_lock
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic
 from numba.np.ufunc import _internal
 from numba.np.ufunc.ufuncbuilder import parse_identity
 
 from . import _cache, _math
 
 # --------------------------------------------------------------------------
-# Type-generic scalar functions: float64 and float32 keep their own math.
-# --------------------------------------------------------------------------
-
-
-def sigmoid_scalar(x):  # pragma: no cover - replaced by the overload in jit code
-    raise NotImplementedError("only callable from jitted code")
-
-
-def sigmoid_derivative_scalar(x):  # pragma: no cover
-    raise NotImplementedError("only callable from jitted code")
-
-
-def sigmoid_and_derivative_scalar(x):  # pragma: no cover
-    raise NotImplementedError("only callable from jitted code")
-
-
-def sigmoid_backward_scalar(grad_output, output):  # pragma: no cover
-    raise NotImplementedError("only callable from jitted code")
-
-
-def _pick(f64, f32, *argtypes):
-    """The float64 or float32 implementation for these argument types, else None."""
-    if all(t == types.float64 for t in argtypes):
-        return f64
-    if all(t == types.float32 for t in argtypes):
-        return f32
-    return None
-
-
-def _overload_unary(generic, f64, f32):
-    @overload(generic, inline="always")
-    def _overload(x):
-        impl = _pick(f64, f32, x)
-        return None if impl is None else (lambda x: impl(x))
-
-
-_overload_unary(sigmoid_scalar, _math.sigmoid_f64, _math.sigmoid_f32)
-_overload_unary(sigmoid_derivative_scalar, _math.sigmoid_derivative_f64, _math.sigmoid_derivative_f32)
-_overload_unary(
-    sigmoid_and_derivative_scalar,
-    _math.sigmoid_and_derivative_f64,
-    _math.sigmoid_and_derivative_f32,
-)
-
-
-@overload(sigmoid_backward_scalar, inline="always")
-def _overload_backward(grad_output, output):
-    impl = _pick(_math.sigmoid_backward_f64, _math.sigmoid_backward_f32, grad_output, output)
-    return None if impl is None else (lambda grad_output, output: impl(grad_output, output))
-
-
-# --------------------------------------------------------------------------
-# Array loops (serial, contiguous 1-D in and out) and the parallel kernels,
-# which split the arrays into one chunk per thread and run the serial loop
-# on each. (A prange over the elements themselves compiled to a loop 30 %
-# slower than the serial one for float32.)
+# Array loops (serial, contiguous 1-D in and out), the ufunc loops that run
+# them, and the parallel kernels, which split the arrays into one chunk per
+# thread and call the ufunc loop on each. (A prange over the elements
+# themselves compiled to a loop 30 % slower than the serial one for float32.)
 #
-# Every kernel is a module-level function that calls the others by their
-# global names: a kernel made by a factory closing over a dispatcher is
-# never found in the disk cache again (the closure's pickle holds a
-# per-process id), and recompiling a parallel kernel costs a second.
+# The ufunc loops of each operation and dtype are copies of one template
+# function, each with its own globals: the dtype's array loop and scalar
+# function (see _specialize). Not closures: a kernel closing over a
+# dispatcher is never found in the disk cache again (the closure's pickle
+# holds a per-process id). Not @overload(inline="always") stubs that pick
+# the dtype while typing, as before: typed inlining of a whole loop made a
+# cold compile 4x slower (13 s for the float64 sigmoid loop alone).
 # --------------------------------------------------------------------------
 
 # error_model="numpy": a Python-style ZeroDivisionError check on the one
@@ -144,6 +97,49 @@ def _stack_buffers(typingctx, count):
         return context.make_tuple(builder, result_type, buffers)
 
     return result_type(count), codegen
+
+
+@intrinsic
+def _stack_buffer_like(typingctx, pointer):
+    """A buffer of _BLOCK elements of the pointer's type on the stack."""
+    if not isinstance(pointer, types.CPointer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once(builder, context.get_value_type(pointer.dtype), size=_BLOCK)
+
+    return pointer(pointer), codegen
+
+
+_SAME_WIDTH_INT = {types.float64: types.int64, types.float32: types.int32}
+
+
+@intrinsic
+def _abs_bits(typingctx, value):
+    """The bits of |value| as a signed integer of its width: ordered as the
+    magnitudes are, with every NaN above infinity."""
+    if value not in _SAME_WIDTH_INT:
+        return None
+    result_type = _SAME_WIDTH_INT[value]
+
+    def codegen(context, builder, signature, args):
+        int_type = context.get_value_type(result_type)
+        bits = builder.bitcast(args[0], int_type)
+        return builder.and_(bits, ir.Constant(int_type, (1 << (int_type.width - 1)) - 1))
+
+    return result_type(value), codegen
+
+
+@intrinsic
+def _offset(typingctx, pointer, i):
+    """``pointer + i``: a typed pointer to element i."""
+    if not (isinstance(pointer, types.CPointer) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.gep(args[0], [args[1]])
+
+    return pointer(pointer, i), codegen
 
 
 @intrinsic
@@ -201,6 +197,12 @@ def _load(typingctx, pointers, i):
 # its second stage is most of it). Blocks of _BLOCK elements keep the
 # buffers on the stack and in L1.
 #
+# Each block is first checked for |x| within the kernels' normal range (see
+# _math: almost every real input); such a block runs the stages without
+# the clamps and the subnormal rounding, which float64 spends a fifth of its
+# time on. The check is one vectorized pass over x in L1, about 2 % of the
+# float32 kernel's time. Others run the full stages: the same bits.
+#
 # What did not help: a third stage for the range reduction (in C, 22 %
 # over back to back; in Numba no better than two), _LAG 8 or 32, and one
 # buffer holding all values at a stride of _BLOCK instead of one buffer
@@ -211,6 +213,12 @@ _BLOCK = 1024
 _LAG = 16
 
 # Stages of each kernel: (terms, result, how many values terms returns).
+# Both take full_range last (see _math).
+# The bits of the normal ranges as integers (see _abs_bits).
+_NORMAL_RANGE_BITS = {
+    types.float64: int(np.float64(_math.NORMAL_RANGE_F64).view(np.int64)),
+    types.float32: np.int32(np.float32(_math.NORMAL_RANGE_F32).view(np.int32)),
+}
 _STAGES = {
     ("sigmoid", types.float64): (_math.exp_f64, _math.sigmoid_f64_result, 3),
     ("sigmoid_derivative", types.float64): (_math.exp_f64, _math.sigmoid_derivative_f64_result, 3),
@@ -232,81 +240,111 @@ def _pipelined_loop(name: str, element_type):
     the generic stubs below, which pickle by name.
     """
     terms, result, width = _STAGES[name, element_type]
+    normal_range_bits = _NORMAL_RANGE_BITS[element_type]
 
-    # m > _LAG elements from lo; `parked` holds the terms of _LAG elements.
+    # The m > _LAG elements of source into outputs from lo; `parked` holds
+    # the terms of _LAG elements.
     @njit(inline="always")
-    def block(x, outputs, parked, lo, m):
+    def block(source, outputs, parked, lo, m, full_range):
         for j in range(_LAG):
-            _store(parked, j, terms(x[lo + j]))
+            _store(parked, j, terms(source[j], full_range))
         for j in range(m - _LAG):
-            _store(parked, j + _LAG, terms(x[lo + j + _LAG]))
-            _store(outputs, lo + j, result(x[lo + j], _load(parked, j)))
+            _store(parked, j + _LAG, terms(source[j + _LAG], full_range))
+            _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
         for j in range(m - _LAG, m):
-            _store(outputs, lo + j, result(x[lo + j], _load(parked, j)))
+            _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
 
-    # In place (x is outputs[0]), the block gets that one pointer twice:
-    # LLVM vectorizes a loop over two pointers only after a runtime check
-    # that they do not overlap, which an in-place call fails, dropping it
-    # to scalar code (4x slower). A block too short to pipeline (only the
-    # last can be) runs the stages back to back.
+    # Is every |x| of the block within the normal range? (NaN is not.) The
+    # largest |x| as an integer of its bits (a NaN's are larger than any
+    # number's): an integer max, which LLVM vectorizes at the element's
+    # width; a float max or an early exit would not be.
+    @njit(inline="always")
+    def in_normal_range(source, m):
+        largest = _abs_bits(source[0])
+        for j in range(1, m):
+            largest = max(largest, _abs_bits(source[j]))
+        return largest <= normal_range_bits
+
+    # The same, copying the block to `copy` on the way (in place).
+    @njit(inline="always")
+    def copy_in_normal_range(source, copy, m):
+        largest = _abs_bits(source[0])
+        for j in range(m):
+            copy[j] = source[j]
+            largest = max(largest, _abs_bits(source[j]))
+        return largest <= normal_range_bits
+
+    # In place (x is outputs[0]), each block of x is first copied to the
+    # stack: LLVM vectorizes a loop over two pointers only after a runtime
+    # check that they do not overlap, which an in-place call would fail,
+    # dropping it to scalar code (4x slower). (The copy, from L1, is cheaper
+    # than a second copy of the block's code, which costs compile time.) A
+    # block too short to pipeline (only the last can be) runs the stages
+    # back to back.
     def loop(x, outputs, n):
         parked = _stack_buffers(width)
+        copied = _stack_buffer_like(x)
         in_place = _address(x) == _address(outputs[0])
         for lo in range(0, n, _BLOCK):
             m = min(_BLOCK, n - lo)
             if m <= _LAG:
                 for i in range(lo, lo + m):
-                    _store(outputs, i, result(x[i], terms(x[i])))
-            elif in_place:
-                block(outputs[0], outputs, parked, lo, m)
+                    _store(outputs, i, result(x[i], terms(x[i], True), True))
+                continue
+            source = _offset(x, lo)
+            if in_place:
+                normal = copy_in_normal_range(source, copied, m)
+                source = copied
             else:
-                block(x, outputs, parked, lo, m)
+                normal = in_normal_range(source, m)
+            if normal:
+                block(source, outputs, parked, lo, m, False)
+            else:
+                block(source, outputs, parked, lo, m, True)
 
     loop.__name__ = loop.__qualname__ = f"_{name}_{element_type}_loop"
     return njit(inline="always")(loop)
 
 
-# The loops by dtype: what every CPU path runs on contiguous memory.
-def sigmoid_loop(x, out, n):  # pragma: no cover - replaced by the overload in jit code
-    raise NotImplementedError("only callable from jitted code")
+#: The array loops by operation and dtype: what every CPU path runs on contiguous memory.
+_ARRAY_LOOPS = {key: _pipelined_loop(*key) for key in _STAGES}
+
+#: The scalar functions by operation and dtype (strided ufunc loops).
+_SCALARS = {
+    ("sigmoid", types.float64): _math.sigmoid_f64,
+    ("sigmoid", types.float32): _math.sigmoid_f32,
+    ("sigmoid_derivative", types.float64): _math.sigmoid_derivative_f64,
+    ("sigmoid_derivative", types.float32): _math.sigmoid_derivative_f32,
+    ("sigmoid_and_derivative", types.float64): _math.sigmoid_and_derivative_f64,
+    ("sigmoid_and_derivative", types.float32): _math.sigmoid_and_derivative_f32,
+    ("sigmoid_backward", types.float64): _math.sigmoid_backward_f64,
+    ("sigmoid_backward", types.float32): _math.sigmoid_backward_f32,
+}
+
+# The global names a template uses for what _specialize binds. (Stand-ins
+# here, so that the module reads as Python: the templates are never run.)
+ARRAY_LOOP = SCALAR = None
+ITEMSIZE = 1
 
 
-def sigmoid_derivative_loop(x, out, n):  # pragma: no cover
-    raise NotImplementedError("only callable from jitted code")
+def _specialize(template, name: str, element_type):
+    """A copy of ``template`` named after the operation and dtype, whose
+    globals ARRAY_LOOP, SCALAR and ITEMSIZE are those of that kernel.
 
-
-def sigmoid_and_derivative_loop(x, out_s, out_ds, n):  # pragma: no cover
-    raise NotImplementedError("only callable from jitted code")
-
-
-def _loops(name: str):
-    return _pipelined_loop(name, types.float64), _pipelined_loop(name, types.float32)
-
-
-def _overload_unary_loop(generic, name: str):
-    f64_loop, f32_loop = _loops(name)
-
-    @overload(generic, inline="always")
-    def _overload(x, out, n):
-        impl = _pick(f64_loop, f32_loop, x.dtype, out.dtype)
-        return None if impl is None else (lambda x, out, n: impl(x, (out,), n))
-
-
-_overload_unary_loop(sigmoid_loop, "sigmoid")
-_overload_unary_loop(sigmoid_derivative_loop, "sigmoid_derivative")
-_SIGMOID_AND_DERIVATIVE_LOOPS = _loops("sigmoid_and_derivative")
-
-
-@overload(sigmoid_and_derivative_loop, inline="always")
-def _overload_sigmoid_and_derivative_loop(x, out_s, out_ds, n):
-    impl = _pick(*_SIGMOID_AND_DERIVATIVE_LOOPS, x.dtype, out_s.dtype, out_ds.dtype)
-    return None if impl is None else (lambda x, out_s, out_ds, n: impl(x, (out_s, out_ds), n))
-
-
-@njit(**JIT_OPTIONS)
-def _sigmoid_backward_loop(grad_output, output, out):
-    for i in range(out.size):
-        out[i] = sigmoid_backward_scalar(grad_output[i], output[i])
+    Numba resolves globals at compile time (an int becomes a constant, an
+    inline njit function is inlined), and the disk cache tells the copies
+    apart by their qualified names.
+    """
+    bound = dict(template.__globals__)
+    bound.update(
+        ARRAY_LOOP=_ARRAY_LOOPS.get((name, element_type)),
+        SCALAR=_SCALARS[name, element_type],
+        ITEMSIZE=8 if element_type == types.float64 else 4,
+    )
+    copy = FunctionType(template.__code__, bound, template.__name__)
+    copy.__qualname__ = copy.__name__ = f"{name}_{element_type}{template.__name__}"
+    copy.__module__ = template.__module__
+    return copy
 
 
 # The chunk count (the thread count) is an argument: numba.get_num_threads()
@@ -317,40 +355,60 @@ def _chunk(size, chunks, c):
     return c * step, min(size, (c + 1) * step)
 
 
+@intrinsic
+def _call_ufunc_loop(typingctx, address, pointers, n):
+    """Call the ufunc inner loop at ``address`` on n contiguous elements of
+    the operands ``pointers`` (a tuple of typed pointers: inputs, outputs)."""
+    if not (isinstance(address, types.Integer) and isinstance(pointers, types.BaseTuple)
+            and all(isinstance(p, types.CPointer) for p in pointers) and isinstance(n, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        address_value, pointer_tuple, count = args
+        byte_pointer = ir.IntType(8).as_pointer()
+        intp = context.get_value_type(types.intp)
+        operands = cgutils.alloca_once(builder, byte_pointer, size=len(pointers))
+        steps = cgutils.alloca_once(builder, intp, size=len(pointers))
+        dims = cgutils.alloca_once(builder, intp)
+        for k, pointer_type in enumerate(pointers):
+            slot = cgutils.gep(builder, operands, k)
+            builder.store(builder.bitcast(builder.extract_value(pointer_tuple, k), byte_pointer), slot)
+            itemsize = context.get_abi_sizeof(context.get_value_type(pointer_type.dtype))
+            builder.store(ir.Constant(intp, itemsize), cgutils.gep(builder, steps, k))
+        builder.store(context.cast(builder, count, signature.args[2], types.intp), dims)
+        loop_type = ir.FunctionType(ir.VoidType(), [byte_pointer.as_pointer(), intp.as_pointer(), intp.as_pointer(), byte_pointer])
+        loop = builder.inttoptr(context.cast(builder, address_value, signature.args[0], types.intp), loop_type.as_pointer())
+        builder.call(loop, [operands, dims, steps, ir.Constant(byte_pointer, None)])
+        return context.get_dummy_value()
+
+    return types.none(address, pointers, n), codegen
+
+
+# The parallel kernels run the serial ufunc's own inner loop (its address is
+# an argument, so the cached kernels never hold a stale one) on one chunk
+# per thread: the sigmoid code is compiled once, in the ufunc, and a
+# parallel kernel compiles in a second. Operands: inputs, then outputs,
+# contiguous 1-D arrays of one size.
 @njit(parallel=True, **JIT_OPTIONS)
-def _sigmoid_parallel(chunks, x, out):
+def _parallel_two_operands(chunks, loop_address, a, b):
     for c in prange(chunks):
-        lo, hi = _chunk(x.size, chunks, c)
-        sigmoid_loop(_data(x, lo), _data(out, lo), hi - lo)
+        lo, hi = _chunk(a.size, chunks, c)
+        _call_ufunc_loop(loop_address, (_data(a, lo), _data(b, lo)), hi - lo)
 
 
 @njit(parallel=True, **JIT_OPTIONS)
-def _sigmoid_derivative_parallel(chunks, x, out):
-    for c in prange(chunks):
-        lo, hi = _chunk(x.size, chunks, c)
-        sigmoid_derivative_loop(_data(x, lo), _data(out, lo), hi - lo)
+def _parallel_three_operands(chunks, loop_address, a, b, c):
+    for chunk in prange(chunks):
+        lo, hi = _chunk(a.size, chunks, chunk)
+        _call_ufunc_loop(loop_address, (_data(a, lo), _data(b, lo), _data(c, lo)), hi - lo)
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _sigmoid_and_derivative_parallel(chunks, x, out_s, out_ds):
-    for c in prange(chunks):
-        lo, hi = _chunk(x.size, chunks, c)
-        sigmoid_and_derivative_loop(_data(x, lo), _data(out_s, lo), _data(out_ds, lo), hi - lo)
-
-
-@njit(parallel=True, **JIT_OPTIONS)
-def _sigmoid_backward_parallel(chunks, grad_output, output, out):
-    for c in prange(chunks):
-        lo, hi = _chunk(out.size, chunks, c)
-        _sigmoid_backward_loop(grad_output[lo:hi], output[lo:hi], out[lo:hi])
-
-
-#: The parallel kernels, called as ``PARALLEL[name](chunks, *inputs, *outputs)``.
+#: The parallel kernels, called as ``PARALLEL[name](chunks, loop_address(name, dtype), *inputs, *outputs)``.
 PARALLEL = {
-    "sigmoid": _sigmoid_parallel,
-    "sigmoid_derivative": _sigmoid_derivative_parallel,
-    "sigmoid_and_derivative": _sigmoid_and_derivative_parallel,
-    "sigmoid_backward": _sigmoid_backward_parallel,
+    "sigmoid": _parallel_two_operands,
+    "sigmoid_derivative": _parallel_two_operands,
+    "sigmoid_and_derivative": _parallel_three_operands,
+    "sigmoid_backward": _parallel_three_operands,
 }
 
 
@@ -387,60 +445,50 @@ _feclearexcept = types.ExternalFunction("feclearexcept", types.int32(types.int32
 _FE_ALL_EXCEPT = {"x86_64": 0x3D, "AMD64": 0x3D, "i386": 0x3D, "i686": 0x3D}.get(platform.machine(), 0x1F)
 
 
-# The loop factories close over module-level functions and ints only, which
-# Numba's cache hashes the same way in every process (so cache=True works).
-def _unary_loop(scalar, array_loop, itemsize):
-    def loop(args, dims, steps, data):
-        n = dims[0]
-        x, out = args[0], args[1]
-        sx, so = steps[0] // itemsize, steps[1] // itemsize
-        if sx == 1 and so == 1:  # contiguous (in place too): the array loop
-            array_loop(x, out, n)
-        else:
-            for i in range(n):
-                out[i * so] = scalar(x[i * sx])
-        _feclearexcept(_FE_ALL_EXCEPT)
-
-    return loop
+# The ufunc inner-loop templates (see _specialize).
+def _unary_ufunc_loop(args, dims, steps, data):
+    n = dims[0]
+    x, out = args[0], args[1]
+    sx, so = steps[0] // ITEMSIZE, steps[1] // ITEMSIZE
+    if sx == 1 and so == 1:  # contiguous (in place too): the array loop
+        ARRAY_LOOP(x, (out,), n)
+    else:
+        for i in range(n):
+            out[i * so] = SCALAR(x[i * sx])
+    _feclearexcept(_FE_ALL_EXCEPT)
 
 
-def _fused_loop(scalar, array_loop, itemsize):
-    def loop(args, dims, steps, data):
-        n = dims[0]
-        x, out_s, out_ds = args[0], args[1], args[2]
-        sx, ss, sd = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
-        if sx == 1 and ss == 1 and sd == 1:
-            array_loop(x, out_s, out_ds, n)
-        else:
-            for i in range(n):
-                out_s[i * ss], out_ds[i * sd] = scalar(x[i * sx])
-        _feclearexcept(_FE_ALL_EXCEPT)
-
-    return loop
+def _fused_ufunc_loop(args, dims, steps, data):
+    n = dims[0]
+    x, out_s, out_ds = args[0], args[1], args[2]
+    sx, ss, sd = steps[0] // ITEMSIZE, steps[1] // ITEMSIZE, steps[2] // ITEMSIZE
+    if sx == 1 and ss == 1 and sd == 1:
+        ARRAY_LOOP(x, (out_s, out_ds), n)
+    else:
+        for i in range(n):
+            out_s[i * ss], out_ds[i * sd] = SCALAR(x[i * sx])
+    _feclearexcept(_FE_ALL_EXCEPT)
 
 
-def _binary_loop(scalar, array_loop, itemsize):  # array_loop: None (the loop is here)
-    def loop(args, dims, steps, data):
-        n = dims[0]
-        a, b, out = args[0], args[1], args[2]
-        sa, sb, so = steps[0] // itemsize, steps[1] // itemsize, steps[2] // itemsize
-        if sa == 1 and sb == 1 and so == 1:
-            for i in range(n):
-                out[i] = scalar(a[i], b[i])
-        else:
-            for i in range(n):
-                out[i * so] = scalar(a[i * sa], b[i * sb])
-        _feclearexcept(_FE_ALL_EXCEPT)
-
-    return loop
+def _binary_ufunc_loop(args, dims, steps, data):  # no array loop: the loop is here
+    n = dims[0]
+    a, b, out = args[0], args[1], args[2]
+    sa, sb, so = steps[0] // ITEMSIZE, steps[1] // ITEMSIZE, steps[2] // ITEMSIZE
+    if sa == 1 and sb == 1 and so == 1:
+        for i in range(n):
+            out[i] = SCALAR(a[i], b[i])
+    else:
+        for i in range(n):
+            out[i * so] = SCALAR(a[i * sa], b[i * sb])
+    _feclearexcept(_FE_ALL_EXCEPT)
 
 
-# name -> (loop factory, generic scalar, generic array loop, nin, nout)
+# name -> (ufunc loop template, nin, nout)
 _UFUNC_SPECS = {
-    "sigmoid": (_unary_loop, sigmoid_scalar, sigmoid_loop, 1, 1),
-    "sigmoid_derivative": (_unary_loop, sigmoid_derivative_scalar, sigmoid_derivative_loop, 1, 1),
-    "sigmoid_and_derivative": (_fused_loop, sigmoid_and_derivative_scalar, sigmoid_and_derivative_loop, 1, 2),
-    "sigmoid_backward": (_binary_loop, sigmoid_backward_scalar, None, 2, 1),
+    "sigmoid": (_unary_ufunc_loop, 1, 1),
+    "sigmoid_derivative": (_unary_ufunc_loop, 1, 1),
+    "sigmoid_and_derivative": (_fused_ufunc_loop, 1, 2),
+    "sigmoid_backward": (_binary_ufunc_loop, 2, 1),
 }
 
 
@@ -477,17 +525,27 @@ def _compile_loop(loop, signature) -> CFunc:
     return compiled
 
 
+_LOOP_ADDRESSES: dict[tuple[str, np.dtype], int] = {}
+
+
+def loop_address(name: str, dtype: np.dtype) -> int:
+    """The address of the serial ufunc's inner loop for ``name`` and a float dtype."""
+    address = _LOOP_ADDRESSES.get((name, dtype))
+    if address is None:
+        ufunc(name)
+        address = _LOOP_ADDRESSES[name, dtype]
+    return address
+
+
 @functools.cache
 def ufunc(name: str) -> np.ufunc:
     """The serial NumPy ufunc for ``name`` (float64 and float32 loops), compiled on first use."""
-    make_loop, scalar, array_loop, nin, nout = _UFUNC_SPECS[name]
+    template, nin, nout = _UFUNC_SPECS[name]
     loops, type_lists = [], []
-    for element_type, dtype in ((types.float64, np.float64), (types.float32, np.float32)):
-        itemsize = np.dtype(dtype).itemsize
-        loop = make_loop(scalar, array_loop, itemsize)
-        loop.__name__ = loop.__qualname__ = f"{name}_{np.dtype(dtype).name}_loop"
-        loops.append(_compile_loop(loop, _loop_signature(element_type)))
-        type_lists.append([np.dtype(dtype).num] * (nin + nout))
+    for element_type, dtype in ((types.float64, np.dtype(np.float64)), (types.float32, np.dtype(np.float32))):
+        loops.append(_compile_loop(_specialize(template, name, element_type), _loop_signature(element_type)))
+        type_lists.append([dtype.num] * (nin + nout))
+        _LOOP_ADDRESSES[name, dtype] = loops[-1].address
     doc = f"fastsig's serial NumPy ufunc for {name}; see fastsig.{name}."
     return _internal.fromfunc(
         name, doc, [loop.address for loop in loops], type_lists, nin, nout,
@@ -593,7 +651,7 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
         try:
             # One chunk per thread: a prange over `threads` chunks uses at most
             # that many of Numba's threads, so Numba's own setting stays as is.
-            PARALLEL[name](get_num_threads(), *arrays)
+            PARALLEL[name](get_num_threads(), loop_address(name, arrays[-1].dtype), *arrays)
         finally:
             _parallel_lock.release()
     else:
@@ -601,7 +659,7 @@ def run_kernel(name: str, *arrays: np.ndarray) -> None:
 
 
 def _run_serial(name: str, *arrays: np.ndarray) -> None:
-    nin = _UFUNC_SPECS[name][3]
+    nin = _UFUNC_SPECS[name][1]
     ufunc(name)(*arrays[:nin], out=arrays[nin:])
 
 

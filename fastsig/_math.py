@@ -44,6 +44,8 @@ __all__ = [
     "sigmoid_backward_f64",
     "sigmoid_backward_f32",
     # the stages of the kernels above, for the CPU array loops
+    "NORMAL_RANGE_F64",
+    "NORMAL_RANGE_F32",
     "exp_f64",
     "sigmoid_f64_result",
     "sigmoid_derivative_f64_result",
@@ -189,6 +191,16 @@ _P32 = (
 _CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
 _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^120 < 2**174
 
+# Every stage below takes full_range, a compile-time constant. True: any x.
+# False: the caller has checked that every |x| is at most NORMAL_RANGE_F64
+# (NORMAL_RANGE_F32), where the clamps do nothing and every float64 result
+# is a normal number, so the clamps and the subnormal rounding are left out
+# (selects on a constant, which LLVM folds away): the same bits, 20 % less
+# time for float64 and 7-12 % for float32 (Zen 3). The CPU array loops check
+# each block of x for it; everything else passes True.
+NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
+NORMAL_RANGE_F32 = _CLAMP_F32
+
 
 # Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
 # (r**2, r**4), but a chain of 4 dependent FMAs instead of 9 (3 instead of
@@ -252,15 +264,15 @@ def _pow2_of_integral(kf):
 # one element overlaps the work of the next ones. Either way gives the same
 # bits.
 @njit(inline="always")
-def exp_f64(x):
+def exp_f64(x, full_range):
     """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**kf.
 
-    |x| is clamped to _CLAMP_F64; the pair n_hi + n_lo = e^r carries about
-    100 bits.
+    |x| is clamped to _CLAMP_F64 (with full_range); the pair n_hi + n_lo =
+    e^r carries about 100 bits.
     """
     a = abs(x)
     # A select, not min(): a NaN passes and flows into every result.
-    kf, r, r_lo = _reduce(select(a > _CLAMP_F64, _CLAMP_F64, a))
+    kf, r, r_lo = _reduce(select(full_range, select(a > _CLAMP_F64, _CLAMP_F64, a), a))
     p = _estrin9(r, _P64)
     # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
     # a rounded 1 + r + tail would cost a quarter ulp before any division.
@@ -293,6 +305,13 @@ def _ldexp_quiet(v, k):
 
 
 @njit(inline="always")
+def _scale_result(v, k, full_range):
+    """v * 2**k for 2**-4 < v < 2 and k <= 0: rounded onto the subnormal
+    grid if need be, or (full_range False) a normal number, exactly."""
+    return select(full_range, _ldexp_quiet(v, k), v * _pow2(k))
+
+
+@njit(inline="always")
 def _divide(n_hi, n_lo, q0, d_hi, d_lo):
     """(n_hi + n_lo) / (d_hi + d_lo) as an unevaluated pair (q, c).
 
@@ -306,7 +325,7 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
 
 
 @njit(inline="always")
-def _denominator(exp):
+def _denominator(exp, full_range):
     """The denominator 1 + e^-|x| in stage 2: (n_hi, n_lo, k, q0, d_hi, d_lo).
 
     1 + t = d_hi + d_lo as an exact pair, q0 = 1/d_hi (the one division of
@@ -316,8 +335,10 @@ def _denominator(exp):
     k = _integral_to_int64(kf)
     # Below 2**-600, t no longer matters to 1 + t; capping its exponent there
     # keeps every intermediate a normal number. (The cap is a float max: AVX2
-    # has no 64-bit integer max.)
-    scale = _pow2_of_integral(max(kf, -float(_LDEXP_BIAS)))
+    # has no 64-bit integer max.) In the normal range, 2**k is normal itself,
+    # and the cap changes no bit of the results (it moves d_lo by less than
+    # 2**-600, far below an ulp of n_lo and q).
+    scale = select(full_range, _pow2_of_integral(max(kf, -float(_LDEXP_BIAS))), _pow2(k))
     t_hi = n_hi * scale
     d_hi = 1.0 + t_hi
     d_lo = ((1.0 - d_hi) + t_hi) + n_lo * scale
@@ -325,61 +346,64 @@ def _denominator(exp):
 
 
 @njit(inline="always")
-def _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo):
+def _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range):
     # 1/(1+t) for x >= 0, t/(1+t) for x < 0: one quotient, its numerator
     # chosen first. (A NaN x takes the x >= 0 side, and 1/(1 + NaN) is NaN.)
     negative = x < 0.0
     q, c = _divide(select(negative, n_hi, 1.0), select(negative, n_lo, 0.0), q0, d_hi, d_lo)
-    return _ldexp_quiet(q + c, select(negative, k, 0))
+    return _scale_result(q + c, select(negative, k, 0), full_range)
 
 
 @njit(inline="always")
-def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo):
+def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range):
     # σ' = t/(1+t)^2: the pair t/(1+t) divided once more by 1 + t, which
     # keeps it within an ulp (s * (1 - s) loses all digits in the tails, and
     # σ(x) * σ(-x) would add two roundings).
     ratio, ratio_lo = _divide(n_hi, n_lo, q0, d_hi, d_lo)
     q, c = _divide(ratio, ratio_lo, q0, d_hi, d_lo)
-    return _ldexp_quiet(q + c, k)
+    return _scale_result(q + c, k, full_range)
 
 
 # Stage 2 of each float64 kernel. NaN: the compares may set the invalid
 # flag on a NaN; the ufunc loops clear the flags (see _kernels), so NumPy
 # never warns.
 @njit(inline="always")
-def sigmoid_f64_result(x, exp):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
-    return (_sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo),)
+def sigmoid_f64_result(x, exp, full_range):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    return (_sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range),)
 
 
 @njit(inline="always")
-def sigmoid_derivative_f64_result(x, exp):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
-    return (_derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo),)
+def sigmoid_derivative_f64_result(x, exp, full_range):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    return (_derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range),)
 
 
 @njit(inline="always")
-def sigmoid_and_derivative_f64_result(x, exp):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp)
-    return _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo), _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo)
+def sigmoid_and_derivative_f64_result(x, exp, full_range):
+    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    return (
+        _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range),
+        _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range),
+    )
 
 
 @njit(inline="always")
 def sigmoid_f64(x):
     """σ(x) = 1/(1+e^-x) for a float64, within 1 ulp."""
-    return sigmoid_f64_result(x, exp_f64(x))[0]
+    return sigmoid_f64_result(x, exp_f64(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64(x):
     """σ'(x) = σ(x)σ(-x) for a float64, within 2 ulp."""
-    return sigmoid_derivative_f64_result(x, exp_f64(x))[0]
+    return sigmoid_derivative_f64_result(x, exp_f64(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64(x):
     """(σ(x), σ'(x)), bitwise equal to the two separate functions."""
-    return sigmoid_and_derivative_f64_result(x, exp_f64(x))
+    return sigmoid_and_derivative_f64_result(x, exp_f64(x, True), True)
 
 
 @njit(inline="always")
@@ -401,7 +425,7 @@ def sigmoid_backward_f64(grad_output, output):
 # as written, one select and one multiply fewer per element.
 # --------------------------------------------------------------------------
 @njit(inline="always")
-def _exp_neg_f32(x):
+def _exp_neg_f32(x, full_range):
     """e^-x = (1 + u) * s in float64, to about 2**-42, returned as (u, s).
 
     x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
@@ -410,8 +434,8 @@ def _exp_neg_f32(x):
     v = types.float64(x)
     # Upper bound first: LLVM then makes both selects a min and a max (the
     # other order turned the first compare into a float32 compare + blend).
-    v = select(v > _CLAMP_F32, _CLAMP_F32, v)
-    v = select(v < -_CLAMP_F32, -_CLAMP_F32, v)
+    v = select(full_range, select(v > _CLAMP_F32, _CLAMP_F32, v), v)
+    v = select(full_range, select(v < -_CLAMP_F32, -_CLAMP_F32, v), v)
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
@@ -425,35 +449,36 @@ def _exp_neg_f32(x):
 # Stage 1: the terms of the quotient, 1 + e^-x as one FMA after the
 # polynomial (s + 1 is ready long before).
 @njit(inline="always")
-def sigmoid_f32_terms(x):
+def sigmoid_f32_terms(x, full_range):
     """Stage 1 of σ for a float32: (d,) with d = 1 + e^-x in float64."""
-    u, s = _exp_neg_f32(x)
+    u, s = _exp_neg_f32(x, full_range)
     return (fma(u, s, s + 1.0),)
 
 
 @njit(inline="always")
-def sigmoid_derivative_f32_terms(x):
+def sigmoid_derivative_f32_terms(x, full_range):
     """Stage 1 of σ' and of (σ, σ'): (t, d) = (e^-x, 1 + e^-x) in float64."""
-    u, s = _exp_neg_f32(x)
+    u, s = _exp_neg_f32(x, full_range)
     return fma(u, s, s), fma(u, s, s + 1.0)
 
 
-# Stage 2: the division and the one rounding to float32.
+# Stage 2: the division and the one rounding to float32 (which rounds
+# subnormal results by itself: full_range changes nothing here).
 @njit(inline="always")
-def sigmoid_f32_result(x, terms):
+def sigmoid_f32_result(x, terms, full_range):
     (d,) = terms
     return (types.float32(1.0 / d),)
 
 
 @njit(inline="always")
-def sigmoid_derivative_f32_result(x, terms):
+def sigmoid_derivative_f32_result(x, terms, full_range):
     t, d = terms
     inv = 1.0 / d
     return (types.float32(mul(mul(t, inv), inv)),)
 
 
 @njit(inline="always")
-def sigmoid_and_derivative_f32_result(x, terms):
+def sigmoid_and_derivative_f32_result(x, terms, full_range):
     t, d = terms
     inv = 1.0 / d
     return types.float32(inv), types.float32(mul(mul(t, inv), inv))
@@ -462,19 +487,19 @@ def sigmoid_and_derivative_f32_result(x, terms):
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    return sigmoid_f32_result(x, sigmoid_f32_terms(x))[0]
+    return sigmoid_f32_result(x, sigmoid_f32_terms(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    return sigmoid_derivative_f32_result(x, sigmoid_derivative_f32_terms(x))[0]
+    return sigmoid_derivative_f32_result(x, sigmoid_derivative_f32_terms(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    return sigmoid_and_derivative_f32_result(x, sigmoid_derivative_f32_terms(x))
+    return sigmoid_and_derivative_f32_result(x, sigmoid_derivative_f32_terms(x, True), True)
 
 
 @njit(inline="always")
