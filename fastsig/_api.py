@@ -55,7 +55,10 @@ def _unary(name: str, x: Any, out: Any) -> Result:
             out is None or (out.flags.c_contiguous and (out is x or not np.may_share_memory(out, x)))
         ):
             result = np.empty_like(x) if out is None else out
-            run_kernel(name, x.reshape(-1), result.reshape(-1))
+            if x.ndim == 1:  # a reshape costs more than this test
+                run_kernel(name, x, result)
+            else:
+                run_kernel(name, x.reshape(-1), result.reshape(-1))
             return result
     return _call(name, (x,), out)
 
@@ -342,7 +345,10 @@ def sigmoid_and_derivative(
             or all(o.flags.c_contiguous and (o is x or not np.may_share_memory(o, x)) for o in out)
         ):
             results = (np.empty_like(x), np.empty_like(x)) if out is None else out
-            run_kernel("sigmoid_and_derivative", x.reshape(-1), results[0].reshape(-1), results[1].reshape(-1))
+            if x.ndim == 1:
+                run_kernel("sigmoid_and_derivative", x, *results)
+            else:
+                run_kernel("sigmoid_and_derivative", x.reshape(-1), results[0].reshape(-1), results[1].reshape(-1))
             return results
     return _call("sigmoid_and_derivative", (x,), out)
 
