@@ -131,6 +131,25 @@ def _abs_bits(typingctx, value):
 
 
 @intrinsic
+def _prefetch(typingctx, pointer, for_write):
+    """Ask the CPU to bring the cache line at ``pointer`` into L1 (a hint: it
+    never faults). ``for_write``: a literal bool."""
+    if not (isinstance(pointer, types.CPointer) and isinstance(for_write, types.BooleanLiteral)):
+        return None
+    rw = int(for_write.literal_value)
+
+    def codegen(context, builder, signature, args):
+        byte_pointer = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(args[0], byte_pointer), ir.Constant(i32, rw), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(pointer, for_write), codegen
+
+
+@intrinsic
 def _offset(typingctx, pointer, i):
     """``pointer + i``: a typed pointer to element i."""
     if not (isinstance(pointer, types.CPointer) and isinstance(i, types.Integer)):
@@ -241,46 +260,44 @@ def _pipelined_loop(name: str, element_type):
     """
     terms, result, width = _STAGES[name, element_type]
     normal_range_bits = _NORMAL_RANGE_BITS[element_type]
+    normal_range_first = element_type == types.float64
+    line = 64 // (8 if element_type == types.float64 else 4)  # elements per cache line
 
     # The m > _LAG elements of source into outputs from lo; `parked` holds
-    # the terms of _LAG elements.
+    # the terms of _LAG elements. Returns the largest |x| of the block as an
+    # integer of its bits (a NaN's are larger than any number's): an integer
+    # max, which LLVM vectorizes at the element's width (a float max would
+    # not be), computed alongside the terms.
     @njit(inline="always")
     def block(source, outputs, parked, lo, m, full_range):
+        largest = _abs_bits(source[0])
         for j in range(_LAG):
+            largest = max(largest, _abs_bits(source[j]))
             _store(parked, j, terms(source[j], full_range))
         for j in range(m - _LAG):
+            largest = max(largest, _abs_bits(source[j + _LAG]))
             _store(parked, j + _LAG, terms(source[j + _LAG], full_range))
             _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
         for j in range(m - _LAG, m):
             _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
+        return largest
 
-    # Is every |x| of the block within the normal range? (NaN is not.) The
-    # largest |x| as an integer of its bits (a NaN's are larger than any
-    # number's): an integer max, which LLVM vectorizes at the element's
-    # width; a float max or an early exit would not be.
-    @njit(inline="always")
-    def in_normal_range(source, m):
-        largest = _abs_bits(source[0])
-        for j in range(1, m):
-            largest = max(largest, _abs_bits(source[j]))
-        return largest <= normal_range_bits
-
-    # The same, copying the block to `copy` on the way (in place).
-    @njit(inline="always")
-    def copy_in_normal_range(source, copy, m):
-        largest = _abs_bits(source[0])
-        for j in range(m):
-            copy[j] = source[j]
-            largest = max(largest, _abs_bits(source[j]))
-        return largest <= normal_range_bits
-
-    # In place (x is outputs[0]), each block of x is first copied to the
-    # stack: LLVM vectorizes a loop over two pointers only after a runtime
-    # check that they do not overlap, which an in-place call would fail,
-    # dropping it to scalar code (4x slower). (The copy, from L1, is cheaper
-    # than a second copy of the block's code, which costs compile time.) A
-    # block too short to pipeline (only the last can be) runs the stages
-    # back to back.
+    # float64: every block first runs the kernels for the normal range (see
+    # _math), checking its |x| on the way; a block with any |x| outside it
+    # (or a NaN) is then computed again in full, over the garbage the first
+    # pass wrote. (A separate checking pass before the arithmetic waited for
+    # each block's memory: at 1e7 elements it cost all that the normal range
+    # saves.) float32 runs the full kernels only: its normal range saves two
+    # operations of about 25 per element, which the check costs again.
+    #
+    # In place (x is outputs[0]): LLVM vectorizes a loop over two pointers
+    # only after a runtime check that they do not overlap, which an in-place
+    # call would fail, dropping it to scalar code (4x slower). float32 runs
+    # a copy of the block given outputs[0] for x, so that LLVM sees one
+    # pointer; float64 copies each block of x to the stack first (its full
+    # pass needs x again, and a third copy of its block would cost compile
+    # time; the copy costs 7 % in place). A block too short to pipeline
+    # (only the last can be) runs the full stages back to back.
     def loop(x, outputs, n):
         parked = _stack_buffers(width)
         copied = _stack_buffer_like(x)
@@ -291,15 +308,22 @@ def _pipelined_loop(name: str, element_type):
                 for i in range(lo, lo + m):
                     _store(outputs, i, result(x[i], terms(x[i], True), True))
                 continue
+            # The next block of x, requested now so that memory works while
+            # this block computes.
+            for j in range(lo + _BLOCK, min(lo + 2 * _BLOCK, n), line):
+                _prefetch(_offset(x, j), False)
+            if not normal_range_first:
+                if in_place:  # outputs[0] itself, which LLVM sees is x
+                    block(_offset(outputs[0], lo), outputs, parked, lo, m, True)
+                else:
+                    block(_offset(x, lo), outputs, parked, lo, m, True)
+                continue
             source = _offset(x, lo)
             if in_place:
-                normal = copy_in_normal_range(source, copied, m)
+                for j in range(m):
+                    copied[j] = source[j]
                 source = copied
-            else:
-                normal = in_normal_range(source, m)
-            if normal:
-                block(source, outputs, parked, lo, m, False)
-            else:
+            if block(source, outputs, parked, lo, m, False) > normal_range_bits:
                 block(source, outputs, parked, lo, m, True)
 
     loop.__name__ = loop.__qualname__ = f"_{name}_{element_type}_loop"
