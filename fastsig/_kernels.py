@@ -231,13 +231,11 @@ def _load(typingctx, pointers, i):
 _BLOCK = 1024
 _LAG = 16
 
+# The bits of float64's normal range as an integer (see _abs_bits).
+_NORMAL_RANGE_BITS_F64 = int(np.float64(_math.NORMAL_RANGE_F64).view(np.int64))
+
 # Stages of each kernel: (terms, result, how many values terms returns).
 # Both take full_range last (see _math).
-# The bits of the normal ranges as integers (see _abs_bits).
-_NORMAL_RANGE_BITS = {
-    types.float64: int(np.float64(_math.NORMAL_RANGE_F64).view(np.int64)),
-    types.float32: np.int32(np.float32(_math.NORMAL_RANGE_F32).view(np.int32)),
-}
 _STAGES = {
     ("sigmoid", types.float64): (_math.exp_f64, _math.sigmoid_f64_result, 3),
     ("sigmoid_derivative", types.float64): (_math.exp_f64, _math.sigmoid_derivative_f64_result, 3),
@@ -259,7 +257,6 @@ def _pipelined_loop(name: str, element_type):
     the generic stubs below, which pickle by name.
     """
     terms, result, width = _STAGES[name, element_type]
-    normal_range_bits = _NORMAL_RANGE_BITS[element_type]
     normal_range_first = element_type == types.float64
     line = 64 // (8 if element_type == types.float64 else 4)  # elements per cache line
 
@@ -323,7 +320,7 @@ def _pipelined_loop(name: str, element_type):
                 for j in range(m):
                     copied[j] = source[j]
                 source = copied
-            if block(source, outputs, parked, lo, m, False) > normal_range_bits:
+            if block(source, outputs, parked, lo, m, False) > _NORMAL_RANGE_BITS_F64:
                 block(source, outputs, parked, lo, m, True)
 
     loop.__name__ = loop.__qualname__ = f"_{name}_{element_type}_loop"

@@ -45,7 +45,6 @@ __all__ = [
     "sigmoid_backward_f32",
     # the stages of the kernels above, for the CPU array loops
     "NORMAL_RANGE_F64",
-    "NORMAL_RANGE_F32",
     "exp_f64",
     "sigmoid_f64_result",
     "sigmoid_derivative_f64_result",
@@ -192,14 +191,14 @@ _CLAMP_F64 = 750.0  # e^-750 < 2**-1075, half the smallest subnormal
 _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^120 < 2**174
 
 # Every stage below takes full_range, a compile-time constant. True: any x.
-# False: the caller has checked that every |x| is at most NORMAL_RANGE_F64
-# (NORMAL_RANGE_F32), where the clamps do nothing and every float64 result
-# is a normal number, so the clamps and the subnormal rounding are left out
-# (selects on a constant, which LLVM folds away): the same bits, 20 % less
-# time for float64 and 7-12 % for float32 (Zen 3). The CPU array loops check
-# each block of x for it; everything else passes True.
+# False (float64): every |x| is at most NORMAL_RANGE_F64, where the clamp
+# does nothing and every result is a normal number, so the clamp and the
+# subnormal rounding are left out (selects on a constant, which LLVM folds
+# away): the same bits, 14-19 % less time (Zen 3). The CPU array loops use
+# it (see _kernels); everything else passes True. The float32 stages take
+# the flag only to share the loops' shape, and ignore it: their fast path
+# would save two operations of about 25, what checking the range costs.
 NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
-NORMAL_RANGE_F32 = _CLAMP_F32
 
 
 # Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
@@ -425,7 +424,7 @@ def sigmoid_backward_f64(grad_output, output):
 # as written, one select and one multiply fewer per element.
 # --------------------------------------------------------------------------
 @njit(inline="always")
-def _exp_neg_f32(x, full_range):
+def _exp_neg_f32(x):
     """e^-x = (1 + u) * s in float64, to about 2**-42, returned as (u, s).
 
     x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
@@ -434,8 +433,8 @@ def _exp_neg_f32(x, full_range):
     v = types.float64(x)
     # Upper bound first: LLVM then makes both selects a min and a max (the
     # other order turned the first compare into a float32 compare + blend).
-    v = select(full_range, select(v > _CLAMP_F32, _CLAMP_F32, v), v)
-    v = select(full_range, select(v < -_CLAMP_F32, -_CLAMP_F32, v), v)
+    v = select(v > _CLAMP_F32, _CLAMP_F32, v)
+    v = select(v < -_CLAMP_F32, -_CLAMP_F32, v)
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
@@ -451,19 +450,19 @@ def _exp_neg_f32(x, full_range):
 @njit(inline="always")
 def sigmoid_f32_terms(x, full_range):
     """Stage 1 of σ for a float32: (d,) with d = 1 + e^-x in float64."""
-    u, s = _exp_neg_f32(x, full_range)
+    u, s = _exp_neg_f32(x)
     return (fma(u, s, s + 1.0),)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32_terms(x, full_range):
     """Stage 1 of σ' and of (σ, σ'): (t, d) = (e^-x, 1 + e^-x) in float64."""
-    u, s = _exp_neg_f32(x, full_range)
+    u, s = _exp_neg_f32(x)
     return fma(u, s, s), fma(u, s, s + 1.0)
 
 
 # Stage 2: the division and the one rounding to float32 (which rounds
-# subnormal results by itself: full_range changes nothing here).
+# subnormal results by itself).
 @njit(inline="always")
 def sigmoid_f32_result(x, terms, full_range):
     (d,) = terms
