@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastsig
-from fastsig import _kernels
+from fastsig import _kernels, _math
 
 UNARY = [fastsig.sigmoid, fastsig.sigmoid_derivative]
 BIG = 200_000  # above the parallel threshold
@@ -157,6 +157,38 @@ def test_overlapping_out(func, n, rng):
     expected = func(z[1:])
     func(z[1:], out=z[:-1])
     assert np.array_equal(z[:-1], expected)
+
+
+# ---------------------------------------------------------------- the normal-range pass
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
+    """Contiguous blocks whose |x| are all within _math.NORMAL_RANGE_F64 skip
+    the clamp and the subnormal rounding; the strided loop always runs the
+    full kernels. Both must give the same bits, at the range's edges too,
+    and so must blocks that mix both kinds of x (computed twice)."""
+    edge = _math.NORMAL_RANGE_F64
+    n = 3 * 1024 + 100
+    ranges = [
+        rng.uniform(-edge, edge, n),  # every block in the normal range
+        (edge - rng.uniform(0, 4, n)) * rng.choice([-1, 1], n),  # near its edges
+        rng.uniform(-40, 40, n),
+    ]
+    mixed = rng.uniform(-edge, edge, n)
+    mixed[1500] = -720.0  # one block computed in full
+    mixed[2500] = np.nan
+    ufunc = _kernels.ufunc(name)
+    for x in (*ranges, mixed):
+        x = x.astype(dtype)
+        strided = np.repeat(x, 2)[::2]  # the same values, not contiguous
+        expected = ufunc(strided)
+        got = ufunc(x)
+        expected, got = (expected, got) if isinstance(got, tuple) else ((expected,), (got,))
+        assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
+        in_place = x.copy()
+        outs = (in_place,) if len(got) == 1 else (in_place, np.empty_like(x))
+        ufunc(in_place, out=outs)
+        assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
 
 
 # ---------------------------------------------------------------- the parallel path
