@@ -216,11 +216,8 @@ def _load(typingctx, pointers, i):
 # its second stage is most of it). Blocks of _BLOCK elements keep the
 # buffers on the stack and in L1.
 #
-# Each block is first checked for |x| within the kernels' normal range (see
-# _math: almost every real input); such a block runs the stages without
-# the clamps and the subnormal rounding, which float64 spends a fifth of its
-# time on. The check is one vectorized pass over x in L1, about 2 % of the
-# float32 kernel's time. Others run the full stages: the same bits.
+# float64 blocks first run the stages for the normal range (see _math and
+# the loop below).
 #
 # What did not help: a third stage for the range reduction (in C, 22 %
 # over back to back; in Numba no better than two), _LAG 8 or 32, and one
@@ -253,8 +250,8 @@ def _pipelined_loop(name: str, element_type):
 
     The loop closes over the stage dispatchers, which a cached kernel must
     not (see above); it is safe here because the loop is only ever inlined,
-    never compiled or cached on its own: the cached kernels reach it through
-    the generic stubs below, which pickle by name.
+    never compiled or cached on its own: the cached ufunc loops reach it as
+    a global of their _specialize'd copies, which the cache does not pickle.
     """
     terms, result, width = _STAGES[name, element_type]
     normal_range_first = element_type == types.float64
