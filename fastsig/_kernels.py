@@ -544,6 +544,8 @@ def _compile_loop(loop, signature) -> CFunc:
 
 
 _LOOP_ADDRESSES: dict[tuple[str, np.dtype], int] = {}
+_BUILT: dict[str, np.ufunc] = {}
+_build_lock = threading.Lock()
 
 
 def loop_address(name: str, dtype: np.dtype) -> int:
@@ -558,6 +560,16 @@ def loop_address(name: str, dtype: np.dtype) -> int:
 @functools.cache
 def ufunc(name: str) -> np.ufunc:
     """The serial NumPy ufunc for ``name`` (float64 and float32 loops), compiled on first use."""
+    # Built once even when threads race to the first call: the parallel
+    # kernels call the loops at the addresses recorded here, which must be
+    # those of the ufunc everyone keeps.
+    with _build_lock:
+        if name not in _BUILT:
+            _BUILT[name] = _build_ufunc(name)
+        return _BUILT[name]
+
+
+def _build_ufunc(name: str) -> np.ufunc:
     template, nin, nout = _UFUNC_SPECS[name]
     loops, type_lists = [], []
     for element_type, dtype in ((types.float64, np.dtype(np.float64)), (types.float32, np.dtype(np.float32))):
