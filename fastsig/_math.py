@@ -203,10 +203,10 @@ NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
 
 # Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
 # (r**2, r**4), but a chain of 4 dependent FMAs instead of 9 (3 instead of
-# 7 for float32). The float64 loop is bound by that chain's latency as much as by the
-# FMA pipes: 10 % faster measured (Zen 3), float32 5-10 %. The different
-# roundings land in the polynomial term, scaled by r**2 <= 0.12 before it
-# reaches the result.
+# 7 for float32). The float64 loop is bound by that chain's latency as much
+# as by the FMA pipes: 10 % faster measured (Zen 3), float32 5-10 %. The
+# different roundings land in the polynomial term, scaled by r**2 <= 0.12
+# before it reaches the result.
 @njit(inline="always")
 def _estrin7(r, c):
     """c[0] + c[1] r + ... + c[7] r**7."""
