@@ -55,10 +55,7 @@ def _unary(name: str, x: Any, out: Any) -> Result:
             out is None or (out.flags.c_contiguous and (out is x or not np.may_share_memory(out, x)))
         ):
             result = np.empty_like(x) if out is None else out
-            if x.ndim == 1:  # a reshape costs more than this test
-                run_kernel(name, x, result)
-            else:
-                run_kernel(name, x.reshape(-1), result.reshape(-1))
+            run_kernel(name, _c_order_1d(x), _c_order_1d(result))
             return result
     return _call(name, (x,), out)
 
@@ -129,10 +126,16 @@ def _check_out(out: Any, shape: tuple, nout: int, name: str) -> tuple[np.ndarray
     return outs
 
 
+def _c_order_1d(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous array as 1-D: itself when it is (a reshape costs about
+    as much as every other check of a parallel call)."""
+    return a if a.ndim == 1 else a.reshape(-1)
+
+
 def _flat(a: np.ndarray) -> np.ndarray | None:
     """A 1-D view of a contiguous (C or Fortran) array in memory order, else None."""
     if a.flags.c_contiguous:
-        return a.reshape(-1)
+        return _c_order_1d(a)
     if a.flags.f_contiguous:
         return a.T.reshape(-1)
     return None
@@ -345,10 +348,7 @@ def sigmoid_and_derivative(
             or all(o.flags.c_contiguous and (o is x or not np.may_share_memory(o, x)) for o in out)
         ):
             results = (np.empty_like(x), np.empty_like(x)) if out is None else out
-            if x.ndim == 1:
-                run_kernel("sigmoid_and_derivative", x, *results)
-            else:
-                run_kernel("sigmoid_and_derivative", x.reshape(-1), results[0].reshape(-1), results[1].reshape(-1))
+            run_kernel("sigmoid_and_derivative", _c_order_1d(x), *(_c_order_1d(r) for r in results))
             return results
     return _call("sigmoid_and_derivative", (x,), out)
 

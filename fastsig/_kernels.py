@@ -131,22 +131,22 @@ def _abs_bits(typingctx, value):
 
 
 @intrinsic
-def _prefetch(typingctx, pointer, for_write):
-    """Ask the CPU to bring the cache line at ``pointer`` into L1 (a hint: it
-    never faults). ``for_write``: a literal bool."""
-    if not (isinstance(pointer, types.CPointer) and isinstance(for_write, types.BooleanLiteral)):
+def _prefetch(typingctx, pointer):
+    """Ask the CPU to bring the cache line at ``pointer`` into L1 for reading
+    (a hint: it never faults)."""
+    if not isinstance(pointer, types.CPointer):
         return None
-    rw = int(for_write.literal_value)
 
     def codegen(context, builder, signature, args):
         byte_pointer = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]), "llvm.prefetch.p0i8")
-        builder.call(fn, [builder.bitcast(args[0], byte_pointer), ir.Constant(i32, rw), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        # read, keep in all cache levels, data cache
+        builder.call(fn, [builder.bitcast(args[0], byte_pointer), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
-    return types.none(pointer, for_write), codegen
+    return types.none(pointer), codegen
 
 
 @intrinsic
@@ -305,7 +305,7 @@ def _pipelined_loop(name: str, element_type):
             # The next block of x, requested now so that memory works while
             # this block computes.
             for j in range(lo + _BLOCK, min(lo + 2 * _BLOCK, n), line):
-                _prefetch(_offset(x, j), False)
+                _prefetch(_offset(x, j))
             if not normal_range_first:
                 if in_place:  # outputs[0] itself, which LLVM sees is x
                     block(_offset(outputs[0], lo), outputs, parked, lo, m, True)
