@@ -84,6 +84,15 @@ def _data(typingctx, array, start):
     return types.CPointer(array.dtype)(array, start), codegen
 
 
+def _aligned_alloca(builder, element):
+    """_BLOCK elements on the stack, aligned to a cache line: a vector load
+    or store that straddles two lines costs two, and a store that straddles
+    them is not forwarded to the load that reads it back."""
+    buffer = cgutils.alloca_once(builder, element, size=_BLOCK)
+    buffer.align = 64
+    return buffer
+
+
 @intrinsic
 def _stack_buffers(typingctx, count):
     """A tuple of ``count`` (a literal) float64 buffers of _BLOCK elements on the stack."""
@@ -93,7 +102,7 @@ def _stack_buffers(typingctx, count):
 
     def codegen(context, builder, signature, args):
         element = context.get_value_type(types.float64)
-        buffers = [cgutils.alloca_once(builder, element, size=_BLOCK) for _ in range(count.literal_value)]
+        buffers = [_aligned_alloca(builder, element) for _ in range(count.literal_value)]
         return context.make_tuple(builder, result_type, buffers)
 
     return result_type(count), codegen
@@ -106,7 +115,7 @@ def _stack_buffer_like(typingctx, pointer):
         return None
 
     def codegen(context, builder, signature, args):
-        return cgutils.alloca_once(builder, context.get_value_type(pointer.dtype), size=_BLOCK)
+        return _aligned_alloca(builder, context.get_value_type(pointer.dtype))
 
     return pointer(pointer), codegen
 
@@ -237,10 +246,9 @@ _STAGES = {
     ("sigmoid", types.float64): (_math.exp_f64, _math.sigmoid_f64_result, 3),
     ("sigmoid_derivative", types.float64): (_math.exp_f64, _math.sigmoid_derivative_f64_result, 3),
     ("sigmoid_and_derivative", types.float64): (_math.exp_f64, _math.sigmoid_and_derivative_f64_result, 3),
-    ("sigmoid", types.float32): (_math.sigmoid_f32_terms, _math.sigmoid_f32_result, 1),
-    ("sigmoid_derivative", types.float32): (_math.sigmoid_derivative_f32_terms, _math.sigmoid_derivative_f32_result, 2),
-    ("sigmoid_and_derivative", types.float32): (
-        _math.sigmoid_derivative_f32_terms, _math.sigmoid_and_derivative_f32_result, 2),
+    ("sigmoid", types.float32): (_math.exp_f32, _math.sigmoid_f32_result, 2),
+    ("sigmoid_derivative", types.float32): (_math.exp_f32, _math.sigmoid_derivative_f32_result, 2),
+    ("sigmoid_and_derivative", types.float32): (_math.exp_f32, _math.sigmoid_and_derivative_f32_result, 2),
 }
 
 
@@ -262,6 +270,12 @@ def _pipelined_loop(name: str, element_type):
     # integer of its bits (a NaN's are larger than any number's): an integer
     # max, which LLVM vectorizes at the element's width (a float max would
     # not be), computed alongside the terms.
+    @njit(inline="always")
+    def back_to_back_block(source, outputs, parked, lo, m, full_range):
+        for j in range(m):
+            _store(outputs, lo + j, result(source[j], terms(source[j], full_range), full_range))
+        return 0
+
     @njit(inline="always")
     def block(source, outputs, parked, lo, m, full_range):
         largest = _abs_bits(source[0])
@@ -308,9 +322,9 @@ def _pipelined_loop(name: str, element_type):
                 _prefetch(_offset(x, j))
             if not normal_range_first:
                 if in_place:  # outputs[0] itself, which LLVM sees is x
-                    block(_offset(outputs[0], lo), outputs, parked, lo, m, True)
+                    back_to_back_block(_offset(outputs[0], lo), outputs, parked, lo, m, True)
                 else:
-                    block(_offset(x, lo), outputs, parked, lo, m, True)
+                    back_to_back_block(_offset(x, lo), outputs, parked, lo, m, True)
                 continue
             source = _offset(x, lo)
             if in_place:

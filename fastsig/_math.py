@@ -49,8 +49,7 @@ __all__ = [
     "sigmoid_f64_result",
     "sigmoid_derivative_f64_result",
     "sigmoid_and_derivative_f64_result",
-    "sigmoid_f32_terms",
-    "sigmoid_derivative_f32_terms",
+    "exp_f32",
     "sigmoid_f32_result",
     "sigmoid_derivative_f32_result",
     "sigmoid_and_derivative_f32_result",
@@ -158,8 +157,7 @@ _MAGIC_BITS = 0x4338000000000000  # the bits of _ROUND_MAGIC
 # (e^r - 1 - r) / r^2 on |r| <= ln2/2. _P64: the Remez fit of
 # scripts/fit_exp_polynomial.py (degree 9; e^r off by at most 2**-57.2, which
 # adds under 1/16 ulp to σ; degree 11 gave 2**-61 but cost 3 more operations
-# per element, 4-5 % of the float64 kernels). _P32: Chebyshev-node
-# interpolant, relative error of e^r - 1 below 2**-42 (degree 7).
+# per element, 4-5 % of the float64 kernels).
 _P64 = (
     0.5,
     0.16666666666666685,
@@ -171,16 +169,6 @@ _P64 = (
     2.7557226198238307e-06,
     2.7625391356309645e-07,
     2.5115058041725398e-08,
-)
-_P32 = (
-    0.4999999999995507,
-    0.16666666666662583,
-    0.041666666786337556,
-    0.008333333344209506,
-    0.001388883909064138,
-    0.00019841224581544105,
-    2.4867883453521802e-05,
-    2.761757684835413e-06,
 )
 
 # Above these |x| the results no longer change (σ rounds to 1 or 0 and σ'
@@ -202,20 +190,11 @@ NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
 
 
 # Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
-# (r**2, r**4), but a chain of 4 dependent FMAs instead of 9 (3 instead of
-# 7 for float32). The float64 loop is bound by that chain's latency as much
-# as by the FMA pipes: 10 % faster measured (Zen 3), float32 5-10 %. The
+# (r**2, r**4), but a chain of 4 dependent FMAs instead of 9. The float64
+# loop is bound by that chain's latency as much as by the FMA pipes: 10 %
+# faster measured (Zen 3). The
 # different roundings land in the polynomial term, scaled by r**2 <= 0.12
 # before it reaches the result.
-@njit(inline="always")
-def _estrin7(r, c):
-    """c[0] + c[1] r + ... + c[7] r**7."""
-    r2 = r * r
-    low = fma(fma(c[3], r, c[2]), r2, fma(c[1], r, c[0]))
-    high = fma(fma(c[7], r, c[6]), r2, fma(c[5], r, c[4]))
-    return fma(high, r2 * r2, low)
-
-
 @njit(inline="always")
 def _estrin9(r, c):
     """c[0] + c[1] r + ... + c[9] r**9."""
@@ -412,20 +391,31 @@ def sigmoid_backward_f64(grad_output, output):
 
 
 # --------------------------------------------------------------------------
-# float32: computed in float64 (so one final rounding gives a correctly
-# rounded result in all but ~1e-8 of cases), with a shorter polynomial and
-# no residual corrections, which float32 does not need. The conversion to
-# float32 rounds subnormal results correctly by itself.
+# float32: computed in float64, rounded once to float32 at the end (which
+# rounds subnormal results correctly by itself). Correct rounding in all
+# but ~1e-7 of cases needs a relative error of about 2**-40 before that
+# rounding, which float64 gives without any correction steps.
+#
+# e^-x = 2**k e^r with |r| <= ln2/2, and e^r as a rational function,
+#   e^r ~ P/Q,  P = E(r**2) + r O(r**2),  Q = E(r**2) - r O(r**2),
+# (E of degree 2, O of degree 1: a minimax fit of tanh(r/2) ~ r O/E, see
+# scripts/fit_exp_polynomial.py --float32; e^r off by at most 2**-43.2).
+# Then σ = 1/(1 + 2**k P/Q) = Q/(Q + 2**k P): the rational's division is
+# the one σ needs anyway. 8 multiply-adds against 13 for a polynomial of
+# the same accuracy, and a chain shorter by 3 operations.
 #
 # Unlike float64, the float32 kernels need neither |x| nor a choice of
-# numerator: e^-x stays far inside float64's range for |x| <= _CLAMP_F32,
-# and 1/(1 + t) and t/(1 + t)^2 are well conditioned for every t > 0 (no
-# cancellation), so σ = 1/(1 + e^-x) and σ' = e^-x/(1 + e^-x)^2 are used
-# as written, one select and one multiply fewer per element.
+# numerator: 2**k P stays far inside float64's range for |x| <= _CLAMP_F32,
+# and every term is positive (P, Q > 0.7 on |r| <= ln2/2), so no sum
+# cancels, for any x.
 # --------------------------------------------------------------------------
+_E32 = (0.1071427690339018, 0.0005952294606840977)  # E = 1 + e0 w + e1 w**2, w = r**2
+_O32 = (0.5000000000009355, 0.011904717797268)  # O = o0 + o1 w
+
+
 @njit(inline="always")
 def _exp_neg_f32(x):
-    """e^-x = (1 + u) * s in float64, to about 2**-42, returned as (u, s).
+    """e^-x = s P / Q in float64, to about 2**-43, returned as (s P, Q).
 
     x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
     through, so a NaN flows into every result without a final check.
@@ -441,64 +431,58 @@ def _exp_neg_f32(x):
     # One FMA suffices here: |k| <= 174, so r = -v - k ln2 rounded once is
     # off by at most 2**-46, and ln2's own rounding adds |k| * 2**-54.
     r = fma(-kf, _LN2, -v)
-    u = fma(r * r, _estrin7(r, _P32), r)
-    return u, _pow2(k)
-
-
-# Stage 1: the terms of the quotient, 1 + e^-x as one FMA after the
-# polynomial (s + 1 is ready long before).
-@njit(inline="always")
-def sigmoid_f32_terms(x, full_range):
-    """Stage 1 of σ for a float32: (d,) with d = 1 + e^-x in float64."""
-    u, s = _exp_neg_f32(x)
-    return (fma(u, s, s + 1.0),)
+    w = r * r
+    even = fma(fma(_E32[1], w, _E32[0]), w, 1.0)
+    odd = mul(r, fma(_O32[1], w, _O32[0]))
+    # 2**k * P is exact (a power of two times a normal number).
+    return _pow2(k) * (even + odd), even - odd
 
 
 @njit(inline="always")
-def sigmoid_derivative_f32_terms(x, full_range):
-    """Stage 1 of σ' and of (σ, σ'): (t, d) = (e^-x, 1 + e^-x) in float64."""
-    u, s = _exp_neg_f32(x)
-    return fma(u, s, s), fma(u, s, s + 1.0)
+def exp_f32(x, full_range):
+    """Stage 1 of every float32 kernel: (s P, Q), e^-x = s P / Q (see above)."""
+    return _exp_neg_f32(x)
 
 
-# Stage 2: the division and the one rounding to float32 (which rounds
-# subnormal results by itself).
+# Stage 2: one division, then σ = Q/(Q + sP) and σ' = sP Q/(Q + sP)**2,
+# both through inv = 1/(Q + sP), so that the fused kernel (one division)
+# gives the bits of the separate ones; then the one rounding to float32.
 @njit(inline="always")
 def sigmoid_f32_result(x, terms, full_range):
-    (d,) = terms
-    return (types.float32(1.0 / d),)
+    scaled_p, q = terms
+    return (types.float32(q * (1.0 / (q + scaled_p))),)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32_result(x, terms, full_range):
-    t, d = terms
-    inv = 1.0 / d
-    return (types.float32(mul(mul(t, inv), inv)),)
+    scaled_p, q = terms
+    inv = 1.0 / (q + scaled_p)
+    return (types.float32(mul(scaled_p, inv) * mul(q, inv)),)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32_result(x, terms, full_range):
-    t, d = terms
-    inv = 1.0 / d
-    return types.float32(inv), types.float32(mul(mul(t, inv), inv))
+    scaled_p, q = terms
+    inv = 1.0 / (q + scaled_p)
+    return types.float32(q * inv), types.float32(mul(scaled_p, inv) * mul(q, inv))
 
 
 @njit(inline="always")
 def sigmoid_f32(x):
     """σ(x) for a float32, correctly rounded but for ~1e-8 of inputs."""
-    return sigmoid_f32_result(x, sigmoid_f32_terms(x, True), True)[0]
+    return sigmoid_f32_result(x, exp_f32(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    return sigmoid_derivative_f32_result(x, sigmoid_derivative_f32_terms(x, True), True)[0]
+    return sigmoid_derivative_f32_result(x, exp_f32(x, True), True)[0]
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    return sigmoid_and_derivative_f32_result(x, sigmoid_derivative_f32_terms(x, True), True)
+    return sigmoid_and_derivative_f32_result(x, exp_f32(x, True), True)
 
 
 @njit(inline="always")

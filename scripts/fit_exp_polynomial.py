@@ -1,4 +1,4 @@
-"""Fit the polynomial of fastsig's float64 e^r and report its error.
+"""Fit fastsig's approximations of e^r (float64 polynomial, float32 rational) and report their errors.
 
 fastsig computes e^r on |r| <= ln2/2 as 1 + r + r**2 * p(r), where p
 approximates (e^r - 1 - r) / r**2 and its constant term is exactly 1/2.
@@ -12,6 +12,15 @@ coefficients. It prints the tuple that ``fastsig/_math.py`` holds as _P64.
 An error of e^r of 2**-57 adds at most about 1/16 ulp to σ and 1/8 ulp to
 σ' (their relative errors are at most 1/2 and 1 times that of e^-|x|, and
 e^r >= 0.7).
+
+The float32 kernels use e^r ~ (E + r O) / (E - r O) with E = 1 + e0 w + e1 w**2
+and O = o0 + o1 w (w = r**2), a rational form whose one division is σ's own:
+
+    python scripts/fit_exp_polynomial.py --float32
+
+starts from the [4/4] Padé approximant (2**-38.4) and minimizes the largest
+relative error of e^r with Nelder-Mead in long double (needs SciPy, from the
+`bench` extra); it prints _E32 and _O32 (about 2**-43.2).
 """
 
 from __future__ import annotations
@@ -68,11 +77,41 @@ def remez(degree: int, grid: list, iterations: int = 20) -> list:
     return coefficients
 
 
+def fit_float32_rational(samples: int) -> None:
+    """Fit and print _E32 and _O32 (see the module docstring)."""
+    import numpy as np
+    from scipy.optimize import minimize
+
+    # A little beyond ln2/2: the float32 kernels' one-FMA reduction can
+    # overshoot it by a few ulps.
+    r = np.linspace(-1, 1, samples, dtype=np.longdouble) * np.longdouble(float(HALF_LN2)) * np.longdouble(1.0001)
+    w, exact = r * r, np.exp(r)
+
+    def log2_max_error(c) -> float:
+        e0, e1, o0, o1 = (np.longdouble(v) for v in c)
+        even, odd = 1 + e0 * w + e1 * w * w, r * (o0 + o1 * w)
+        return float(np.log2(np.abs((even + odd) / (even - odd) / exact - 1).max()))
+
+    coefficients = np.array([3 / 28, 1 / 1680, 1 / 2, 1 / 84])  # the [4/4] Padé approximant
+    print(f"Padé [4/4]: max relative error of e^r 2**{log2_max_error(coefficients):.2f}")
+    for _ in range(6):  # restarts: Nelder-Mead stalls on the flat minimax surface
+        coefficients = minimize(log2_max_error, coefficients, method="Nelder-Mead",
+                                options=dict(xatol=1e-18, fatol=1e-6, maxiter=20000, maxfev=20000)).x
+    e0, e1, o0, o1 = (float(c) for c in coefficients)
+    print(f"_E32 = ({e0!r}, {e1!r})")
+    print(f"_O32 = ({o0!r}, {o1!r})")
+    print(f"max relative error of e^r: 2**{log2_max_error(coefficients):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--degree", type=int, default=9, help="degree of p (default 9)")
     parser.add_argument("--samples", type=int, default=4001, help="grid points on [-ln2/2, ln2/2]")
+    parser.add_argument("--float32", action="store_true", help="fit the float32 rational instead")
     args = parser.parse_args()
+    if args.float32:
+        fit_float32_rational(max(args.samples, 20001))
+        return
     grid = [-HALF_LN2 + 2 * HALF_LN2 * i / (args.samples - 1) for i in range(args.samples)]
     coefficients = [float(c) for c in remez(args.degree, grid)]
     print("_P64 = (")
