@@ -375,10 +375,25 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
     -------
     ndarray or scalar
     """
-    if out is None and type(grad_output) is _ndarray and type(output) is _ndarray and output.size < _SMALL:
-        dtype = output.dtype
-        if (dtype is _F64 or dtype is _F32) and grad_output.dtype is dtype:  # NumPy broadcasts
+    if (
+        out is None
+        and type(grad_output) is _ndarray
+        and type(output) is _ndarray
+        and ((dtype := output.dtype) is _F64 or dtype is _F32)
+        and grad_output.dtype is dtype
+    ):  # the common case, as in _unary
+        size = output.size
+        if size < _SMALL:  # NumPy broadcasts
             return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
+        if (
+            grad_output.shape == output.shape
+            and wants_parallel("sigmoid_backward", size)
+            and output.flags.c_contiguous
+            and grad_output.flags.c_contiguous
+        ):
+            result = np.empty_like(output)
+            run_kernel("sigmoid_backward", _c_order_1d(grad_output), _c_order_1d(output), result.reshape(-1))
+            return result
     return _call("sigmoid_backward", (grad_output, output), out)
 
 

@@ -676,18 +676,19 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# From this many elements the parallel kernel beats one thread. Measured on
-# 2 cores (parallel time / serial time, float32 and float64): 0.7-0.9 and
-# 0.6 at 4096 elements, 0.6-0.7 and 0.6 at 8192, 0.5-0.6 at 32768; 8192
-# leaves a margin for a busy second core. The backward step is two
-# multiplies per element and memory-bound: there, waking the other thread
-# pays off only from about a million elements (0.6x the baseline at 1e5
-# with two threads, 3.2x at 1e7).
+# From this many elements the parallel kernel beats one thread. Measured
+# (parallel time / serial time on 2 cores, float32 and float64): Zen 3
+# 0.7-0.9 and 0.6 at 4096 elements, 0.6-0.7 and 0.6 at 8192, 0.5-0.6 at
+# 32768; Zen 5 0.8-1.3 at 4096, 0.7-1.0 at 8192, 0.6-0.8 at 16384 (waking
+# a thread costs about 2 µs there, and the kernels are faster). The
+# backward step is two multiplies per element and memory-bound: on Zen 5
+# 1.1-1.6 up to 16384 elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536 (on
+# Zen 3 it paid off only from about a million).
 PARALLEL_MIN_SIZE = {
     "sigmoid": 8192,
     "sigmoid_derivative": 8192,
     "sigmoid_and_derivative": 8192,
-    "sigmoid_backward": 1 << 20,
+    "sigmoid_backward": 65536,
 }
 
 

@@ -267,6 +267,23 @@ def test_sigmoid_backward(n, rng):
     assert np.allclose(out, g2 * (y2 * (1 - y2)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(BIG,), (400, 500), (500, 400)])
+def test_sigmoid_backward_parallel_layouts(dtype, shape, rng):
+    """Large arrays take the parallel kernel (C order) or the ufunc (Fortran
+    order, mixed dtypes): the same values either way."""
+    assert _kernels.wants_parallel("sigmoid_backward", int(np.prod(shape)))
+    g = rng.standard_normal(shape).astype(dtype)
+    y = fastsig.sigmoid(rng.standard_normal(shape).astype(dtype))
+    expected = g * (y * (dtype(1) - y))
+    for args in ((g, y), (np.asfortranarray(g), np.asfortranarray(y)), (g, np.asfortranarray(y))):
+        result = fastsig.sigmoid_backward(*args)
+        assert result.dtype == dtype and result.shape == shape
+        assert np.array_equal(result, expected)
+    mixed = fastsig.sigmoid_backward(g.astype(np.float64), y)
+    assert mixed.dtype == np.float64
+
+
 # ---------------------------------------------------------------- in place
 @pytest.mark.parametrize("inplace, func", [(fastsig.sigmoid_, fastsig.sigmoid), (fastsig.sigmoid_derivative_, fastsig.sigmoid_derivative)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
