@@ -217,6 +217,11 @@ def _load(typingctx, pointers, i):
 # inspect_asm after any change here.
 _BLOCK = 1024
 _LAG = 16
+# float64 in place copies each block of x to the stack first (see the loop
+# below). Measured on Zen 5 at 1e7 elements, one thread, blocks of 128,
+# 256, 512 and 1024 elements: 0.94, 0.78, 1.15 and 1.07-1.15 ns/element
+# (in cache all the same).
+_IN_PLACE_BLOCK_F64 = 256
 
 # The bits of float64's normal range as an integer (see _abs_bits).
 _NORMAL_RANGE_BITS_F64 = int(np.float64(_math.NORMAL_RANGE_F64).view(np.int64))
@@ -295,8 +300,9 @@ def _pipelined_loop(name: str, element_type):
         parked = _stack_buffers(width)
         copied = _stack_buffer_like(x)
         in_place = _address(x) == _address(outputs[0])
-        for lo in range(0, n, _BLOCK):
-            m = min(_BLOCK, n - lo)
+        step = _IN_PLACE_BLOCK_F64 if in_place and normal_range_first else _BLOCK
+        for lo in range(0, n, step):
+            m = min(step, n - lo)
             if m <= _LAG:
                 for i in range(lo, lo + m):
                     _store(outputs, i, result(x[i], terms(x[i], True), True))
