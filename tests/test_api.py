@@ -191,6 +191,20 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
         assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
+    """From _STREAMING_MIN_F64 elements the float64 normal-range pass runs
+    its stages back to back instead of pipelined: still the bits of the full
+    kernels (the strided loop), blocks computed again in full included."""
+    n = _kernels._STREAMING_MIN_F64 + 1000
+    x = rng.uniform(-40, 40, n)
+    x[[7, 5000, n - 3]] = [-720.0, np.nan, np.inf]  # blocks computed again in full
+    ufunc = _kernels.ufunc(name)
+    got, expected = ufunc(x), ufunc(np.repeat(x, 2)[::2])
+    got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+    assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
+
+
 # ---------------------------------------------------------------- the parallel path
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_parallel_equals_serial_bitwise(dtype, rng):
