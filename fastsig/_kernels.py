@@ -242,9 +242,9 @@ _STAGES = {
     ("sigmoid", types.float64): (_math.exp_f64, _math.sigmoid_f64_result, 3),
     ("sigmoid_derivative", types.float64): (_math.exp_f64, _math.sigmoid_derivative_f64_result, 3),
     ("sigmoid_and_derivative", types.float64): (_math.exp_f64, _math.sigmoid_and_derivative_f64_result, 3),
-    ("sigmoid", types.float32): (_math.exp_f32, _math.sigmoid_f32_result, 2),
-    ("sigmoid_derivative", types.float32): (_math.exp_f32, _math.sigmoid_derivative_f32_result, 2),
-    ("sigmoid_and_derivative", types.float32): (_math.exp_f32, _math.sigmoid_and_derivative_f32_result, 2),
+    ("sigmoid", types.float32): (_math.exp_f32, _math.sigmoid_f32_result, 3),
+    ("sigmoid_derivative", types.float32): (_math.exp_f32, _math.sigmoid_derivative_f32_result, 3),
+    ("sigmoid_and_derivative", types.float32): (_math.exp_f32, _math.sigmoid_and_derivative_f32_result, 3),
 }
 
 

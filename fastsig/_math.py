@@ -415,7 +415,7 @@ _O32 = (0.5000000000009355, 0.011904717797268)  # O = o0 + o1 w
 
 @njit(inline="always")
 def _exp_neg_f32(x):
-    """e^-x = s P / Q in float64, to about 2**-43, returned as (s P, Q).
+    """e^-x = s P / Q in float64, to about 2**-43, returned as (s, P, Q).
 
     x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
     through, so a NaN flows into every result without a final check.
@@ -434,37 +434,39 @@ def _exp_neg_f32(x):
     w = r * r
     even = fma(fma(_E32[1], w, _E32[0]), w, 1.0)
     odd = mul(r, fma(_O32[1], w, _O32[0]))
-    # 2**k * P is exact (a power of two times a normal number).
-    return _pow2(k) * (even + odd), even - odd
+    return _pow2(k), even + odd, even - odd
 
 
 @njit(inline="always")
 def exp_f32(x, full_range):
-    """Stage 1 of every float32 kernel: (s P, Q), e^-x = s P / Q (see above)."""
+    """Stage 1 of every float32 kernel: (s, P, Q), e^-x = s P / Q (see above)."""
     return _exp_neg_f32(x)
 
 
 # Stage 2: one division, then σ = Q/(Q + sP) and σ' = sP Q/(Q + sP)**2,
 # both through inv = 1/(Q + sP), so that the fused kernel (one division)
 # gives the bits of the separate ones; then the one rounding to float32.
+# s P is exact (a power of two times a normal number), so Q + s P is one
+# FMA with the bits of the product and sum (an add fewer for σ, which does
+# not need s P itself).
 @njit(inline="always")
 def sigmoid_f32_result(x, terms, full_range):
-    scaled_p, q = terms
-    return (types.float32(q * (1.0 / (q + scaled_p))),)
+    s, p, q = terms
+    return (types.float32(q * (1.0 / fma(s, p, q))),)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32_result(x, terms, full_range):
-    scaled_p, q = terms
-    inv = 1.0 / (q + scaled_p)
-    return (types.float32(mul(scaled_p, inv) * mul(q, inv)),)
+    s, p, q = terms
+    inv = 1.0 / fma(s, p, q)
+    return (types.float32(mul(s * p, inv) * mul(q, inv)),)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32_result(x, terms, full_range):
-    scaled_p, q = terms
-    inv = 1.0 / (q + scaled_p)
-    return types.float32(q * inv), types.float32(mul(scaled_p, inv) * mul(q, inv))
+    s, p, q = terms
+    inv = 1.0 / fma(s, p, q)
+    return types.float32(q * inv), types.float32(mul(s * p, inv) * mul(q, inv))
 
 
 @njit(inline="always")
