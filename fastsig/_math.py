@@ -298,7 +298,7 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
     within about half an ulp of the true quotient.
     """
     q = mul(n_hi, q0)
-    c = mul(fma(-q, d_hi, n_hi) + (n_lo - mul(q, d_lo)), q0)
+    c = mul(fma(-q, d_hi, n_hi) + fma(-q, d_lo, n_lo), q0)
     return q, c
 
 
