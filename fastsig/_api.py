@@ -392,7 +392,7 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
             and grad_output.flags.c_contiguous
         ):
             result = np.empty_like(output)
-            run_kernel("sigmoid_backward", _c_order_1d(grad_output), _c_order_1d(output), result.reshape(-1))
+            run_kernel("sigmoid_backward", _c_order_1d(grad_output), _c_order_1d(output), _c_order_1d(result))
             return result
     return _call("sigmoid_backward", (grad_output, output), out)
 

@@ -85,9 +85,8 @@ def _data(typingctx, array, start):
 
 
 def _aligned_alloca(builder, element):
-    """_BLOCK elements on the stack, aligned to a cache line: a vector load
-    or store that straddles two lines costs two, and a store that straddles
-    them is not forwarded to the load that reads it back."""
+    """_BLOCK elements on the stack, aligned to a cache line, so that no
+    512-bit load or store of them straddles two lines."""
     buffer = cgutils.alloca_once(builder, element, size=_BLOCK)
     buffer.align = 64
     return buffer
@@ -203,8 +202,11 @@ def _load(typingctx, pointers, i):
 # buffers in between, and a division starts as soon as its iteration does.
 # The same bits. Measured on Zen 3, one core, against the loops run back to
 # back: float32 12 % faster, float64 10-14 % (the fused float64 kernel 4 %,
-# its second stage is most of it). Blocks of _BLOCK elements keep the
-# buffers on the stack and in L1.
+# its second stage is most of it). On Zen 5 float64 gains 15-30 % in cache,
+# but the float32 kernels (now a shorter rational, see _math) run as fast
+# back to back, and do (the same C code, pipelined or not, was 9.5-9.6
+# cycles per 8 elements there). Blocks of _BLOCK elements keep the buffers
+# on the stack and in L1.
 #
 # float64 blocks first run the stages for the normal range (see _math and
 # the loop below).
@@ -293,8 +295,9 @@ def _pipelined_loop(name: str, element_type):
     # (or a NaN) is then computed again in full, over the garbage the first
     # pass wrote. (A separate checking pass before the arithmetic waited for
     # each block's memory: at 1e7 elements it cost all that the normal range
-    # saves, on Zen 5 15-20 % in cache too.) float32 runs the full kernels only: its normal range saves two
-    # operations of about 25 per element, which the check costs again.
+    # saves, on Zen 5 15-20 % in cache too.) float32 runs the full kernels
+    # only: its normal range saves two operations of about 25 per element,
+    # which the check costs again.
     #
     # In place (x is outputs[0]): LLVM vectorizes a loop over two pointers
     # only after a runtime check that they do not overlap, which an in-place

@@ -192,9 +192,8 @@ NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
 # Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
 # (r**2, r**4), but a chain of 4 dependent FMAs instead of 9. The float64
 # loop is bound by that chain's latency as much as by the FMA pipes: 10 %
-# faster measured (Zen 3). The
-# different roundings land in the polynomial term, scaled by r**2 <= 0.12
-# before it reaches the result.
+# faster measured (Zen 3). The different roundings land in the polynomial
+# term, scaled by r**2 <= 0.12 before it reaches the result.
 @njit(inline="always")
 def _estrin9(r, c):
     """c[0] + c[1] r + ... + c[9] r**9."""
