@@ -203,6 +203,13 @@ def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
     got, expected = ufunc(x), ufunc(np.repeat(x, 2)[::2])
     got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
     assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
+    # The parallel kernel decides per chunk: chunks past the threshold stream too.
+    y = np.concatenate([x, x])[: 2 * n - 5]
+    parallel = getattr(fastsig, name)(y)
+    parallel = parallel if isinstance(parallel, tuple) else (parallel,)
+    reference = ufunc(np.repeat(y, 2)[::2])
+    reference = reference if isinstance(reference, tuple) else (reference,)
+    assert all(np.array_equal(p, r, equal_nan=True) for p, r in zip(parallel, reference))
 
 
 # ---------------------------------------------------------------- the parallel path
