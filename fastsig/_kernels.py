@@ -250,9 +250,10 @@ _STAGES = {
 }
 
 
-def _pipelined_loop(name: str, element_type):
+def _array_loop(name: str, element_type):
     """``loop(x, outputs, n)`` for kernel ``name``: x a typed pointer,
-    outputs a tuple of typed pointers, n the length.
+    outputs a tuple of typed pointers, n the length. Blocks of x run
+    pipelined or back to back (see the comments below).
 
     The loop closes over the stage dispatchers, which a cached kernel must
     not (see above); it is safe here because the loop is only ever inlined,
@@ -345,7 +346,7 @@ def _pipelined_loop(name: str, element_type):
 
 
 #: The array loops by operation and dtype: what every CPU path runs on contiguous memory.
-_ARRAY_LOOPS = {key: _pipelined_loop(*key) for key in _STAGES}
+_ARRAY_LOOPS = {key: _array_loop(*key) for key in _STAGES}
 
 #: The scalar functions by operation and dtype (strided ufunc loops).
 _SCALARS = {
