@@ -26,6 +26,9 @@ Why it is built this way:
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
@@ -49,10 +52,10 @@ __all__ = [
     "sigmoid_f64_result",
     "sigmoid_derivative_f64_result",
     "sigmoid_and_derivative_f64_result",
-    "exp_f32",
-    "sigmoid_f32_result",
-    "sigmoid_derivative_f32_result",
-    "sigmoid_and_derivative_f32_result",
+    "FAST_RANGE_F32",
+    "exp_pair_f32",
+    "sigmoid_f32_from_pair",
+    "sigmoid_derivative_f32_from_pair",
 ]
 
 
@@ -392,47 +395,179 @@ def sigmoid_backward_f64(grad_output, output):
 
 
 # --------------------------------------------------------------------------
-# float32: computed in float64, rounded once to float32 at the end (which
-# rounds subnormal results correctly by itself). float64 arithmetic needs
-# no correction steps for that: with e^r within 2**-43.2 (below) all but
-# about 3e-8 of the 2**32 inputs round correctly (about 130 for σ, 90 for
-# σ'; scripts/check_float32_exhaustive.py).
+# float32, two ways by |x|:
 #
-# e^-x = 2**k e^r with |r| <= ln2/2, and e^r as a rational function,
-#   e^r ~ P/Q,  P = E(r**2) + r O(r**2),  Q = E(r**2) - r O(r**2),
-# (E of degree 2, O of degree 1: a minimax fit of tanh(r/2) ~ r O/E, see
-# scripts/fit_exp_polynomial.py --float32; e^r off by at most 2**-43.2).
-# Then σ = 1/(1 + 2**k P/Q) = Q/(Q + 2**k P): the rational's division is
-# the one σ needs anyway. 8 multiply-adds against 13 for a polynomial of
-# the same accuracy, and a chain shorter by 3 operations.
+# * |x| <= FAST_RANGE_F32 (64): in float32 arithmetic, with pairs of
+#   float32 where one float32 is not enough. The CPU array loops run this as
+#   16-lane vector code (see _lanes): twice the lanes of float64 arithmetic,
+#   and no conversions. e^-|x| = 2**-m * 2**(-j/16) * e^u with |u| <=
+#   ln2/32, the 16 values 2**(-j/16) as pairs from a table, e^u - 1 - u as a
+#   degree-5 polynomial (u**2 * (1/2 + u/6 + ...), within 2**-42); t =
+#   e^-|x| and d = 1 + t as pairs, the quotients corrected by their FMA
+#   residuals as in float64. About 2**-35 relative error before the one
+#   final rounding: 99.99 % of results correctly rounded, max 0.501 ulp
+#   (4M random inputs; all 2**32 in scripts/check_float32_exhaustive.py).
+# * anything else (|x| > 64, inf, NaN: what subnormal results and the far
+#   tails need): computed in float64 and rounded once (_wide below). The
+#   array loops run it for the lanes outside the fast range only.
 #
-# Unlike float64, the float32 kernels need neither |x| nor a choice of
-# numerator: 2**k P stays far inside float64's range for |x| <= _CLAMP_F32,
-# and every term is positive (P, Q > 0.7 on |r| <= ln2/2), so no sum
-# cancels, for any x.
+# The fast-range functions are written with the primitives fma, mul,
+# select, f32, bits32, from_bits32 and lookup only, and read no other
+# function: _lanes runs the same Python code on vectors.
 # --------------------------------------------------------------------------
-_E32 = (0.1071427690339018, 0.0005952294606840977)  # E = 1 + e0 w + e1 w**2, w = r**2
-_O32 = (0.5000000000009355, 0.011904717797268)  # O = o0 + o1 w
+FAST_RANGE_F32 = 64.0  # 2**-m stays normal, and t's low half too (m <= 92)
+
+
+@intrinsic
+def bits32(typingctx, value):
+    """The bits of a float32 as an int32."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(value), codegen
+
+
+@intrinsic
+def from_bits32(typingctx, bits):
+    """A float32 from the low 32 bits of an integer."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = args[0]
+        if value.type.width != 32:
+            value = builder.trunc(value, ir.IntType(32))
+        return builder.bitcast(value, ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+f32 = types.float32  # f32(c): a float32 constant (a plain float for _lanes)
 
 
 @njit(inline="always")
-def exp_f32(x, full_range):
-    """Stage 1 of every float32 kernel: e^-x = s P / Q in float64, to about
-    2**-43, returned as (s, P, Q); s = 2**k. (full_range is ignored.)
+def lookup(table, j):
+    """table[j] for a tuple of 16 float32 (one permute in _lanes)."""
+    return table[j]
 
-    x is clamped to [-_CLAMP_F32, _CLAMP_F32] by selects that let a NaN
-    through, so a NaN flows into every result without a final check.
-    """
+
+def _exp2_table():
+    """2**(-j/16), j = 0..15, as float32 pairs (hi, lo): 48 bits each."""
+    hi, lo = [], []
+    for j in range(16):
+        value = 2.0 ** (-j / 16)  # float64: within 2**-53, beyond the pair's 48 bits
+        hi.append(np.float32(value))
+        lo.append(np.float32(float(Fraction(value) - Fraction(float(hi[-1])))))
+    return tuple(hi), tuple(lo)
+
+
+_EXP2_HI, _EXP2_LO = _exp2_table()
+_SIXTEEN_OVER_LN2 = 16 / 0.6931471805599453
+# ln2/16 split in two float32: kf * _LN2_16_HI + x is exact for the kf
+# (<= 1478) and x of the fast range (the result needs at most 24 bits).
+_LN2_16 = 0.6931471805599453 / 16
+_LN2_16_HI = float(np.float32(_LN2_16))
+_LN2_16_LO = float(np.float32(_LN2_16 - _LN2_16_HI))
+# (e^u - 1 - u)/u**2 on |u| <= ln2/32: minimax, e^u within 2**-37.4
+# (Lawson's algorithm; the degree-5 Taylor polynomial, within 2**-42.6,
+# costs an FMA more and rounds no more results correctly).
+_EXP_TAIL_F32 = (0.5, 0.1666700690984726, 0.04166765883564949)
+# Adding 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to an integer.
+_ROUND_MAGIC_F32 = 12582912.0
+_MAGIC_BITS_F32 = int(np.float32(_ROUND_MAGIC_F32).view(np.int32))
+
+
+@njit(inline="always")
+def exp_pair_f32(x):
+    """Stage 1 of the float32 kernels, |x| <= FAST_RANGE_F32: t = e^-|x|
+    and d = 1 + t as pairs of float32, and q0 = 1/d_hi: (t_hi, t_lo,
+    d_hi, d_lo, q0)."""
+    nx = -abs(x)
+    shifted = fma(nx, f32(-_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
+    kf = shifted - f32(_ROUND_MAGIC_F32)
+    k = bits32(shifted) - _MAGIC_BITS_F32  # round(16 |x| / ln2) = 16 m + j
+    # -|x| = -k ln2/16 + u_hi + u_lo: u_hi exact, u_lo within 2**-42.
+    u_hi = fma(kf, f32(_LN2_16_HI), nx)
+    u_lo = mul(kf, f32(_LN2_16_LO))
+    u = u_hi + u_lo
+    # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
+    q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
+    v = fma(mul(u, u), q, u_lo)
+    table_hi = lookup(_EXP2_HI, k & 15)
+    table_lo = lookup(_EXP2_LO, k & 15)
+    # t * 2**m = (table_hi + table_lo)(1 + u_hi + v) = t_hi + t_lo: the
+    # product table_hi u_hi exact by its FMA residual, the sum by Fast2Sum
+    # (|table_hi| > |p|); t_lo carries up to 2**-12 t, unnormalized.
+    p = mul(table_hi, u_hi)
+    p_error = fma(table_hi, u_hi, -p)
+    tail = fma(table_lo, u_hi, fma(table_hi, v, table_lo + p_error))
+    t_hi = table_hi + p
+    t_lo = ((table_hi - t_hi) + p) + tail
+    scale = from_bits32((127 - (k >> 4)) << 23)  # 2**-m, exact products
+    t_hi = t_hi * scale
+    t_lo = t_lo * scale
+    # d = 1 + t normalized: the corrections below divide by d_hi alone,
+    # which must be d to 2**-24, so d_hi is 1 + (t_hi + t_lo) (t_lo can be
+    # 2**-12 t). d_lo is then exact but for the last add: 1 - d_hi is, and
+    # t_hi is within a factor 2 of d_hi - 1 (Sterbenz) unless d_hi = 1.
+    d_hi = f32(1.0) + (t_hi + t_lo)
+    d_lo = ((f32(1.0) - d_hi) + t_hi) + t_lo
+    return t_hi, t_lo, d_hi, d_lo, f32(1.0) / d_hi
+
+
+# Stage 2: σ = n/d (n = 1 for x >= 0, t for x < 0) and σ' = t/d**2 from
+# the one division q0 = 1/d_hi: each quotient corrected once by its
+# residual (exact by the FMA), so that the fused kernel gives the bits of
+# the separate ones.
+@njit(inline="always")
+def sigmoid_f32_from_pair(x, terms):
+    t_hi, t_lo, d_hi, d_lo, q0 = terms
+    negative = x < f32(0.0)
+    n_hi = select(negative, t_hi, f32(1.0))
+    n_lo = select(negative, t_lo, f32(0.0))
+    y = mul(n_hi, q0)
+    residual = fma(-y, d_lo, fma(-y, d_hi, n_hi)) + n_lo
+    return fma(residual, q0, y)
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32_from_pair(x, terms):
+    t_hi, t_lo, d_hi, d_lo, q0 = terms
+    # 1/d = q0 (1 + eps); t/d**2 = t_hi q0**2 (1 + 2 eps) + t_lo q0**2,
+    # t_hi q0**2 = b + b_error + a_error q0 by two exact products.
+    eps = fma(-q0, d_lo, fma(-q0, d_hi, f32(1.0)))
+    a = mul(t_hi, q0)
+    a_error = fma(t_hi, q0, -a)
+    b = mul(a, q0)
+    b_error = fma(a, q0, -b)
+    correction = fma(a_error, q0, b_error)
+    correction = fma(b, eps + eps, correction)
+    correction = fma(mul(t_lo, q0), q0, correction)
+    return b + correction
+
+
+# The wide range: e^-x = s P / Q in float64 (to about 2**-43; s = 2**k),
+# e^r = P/Q a minimax rational, (E + rO)/(E - rO) with E = 1 + e0 w + e1 w**2,
+# O = o0 + o1 w, w = r**2 (scripts/fit_exp_polynomial.py --float32).
+# Then σ = Q/(Q + sP) and σ' = sP Q/(Q + sP)**2, rounded once to float32
+# (which rounds subnormal results correctly by itself). x is clamped by
+# selects that let a NaN through, so a NaN flows into every result.
+_E32 = (0.1071427690339018, 0.0005952294606840977)
+_O32 = (0.5000000000009355, 0.011904717797268)
+
+
+@njit(inline="always")
+def _exp_f32_wide(x):
     v = types.float64(x)
-    # Upper bound first: LLVM then makes both selects a min and a max (the
-    # other order turned the first compare into a float32 compare + blend).
     v = select(v > _CLAMP_F32, _CLAMP_F32, v)
     v = select(v < -_CLAMP_F32, -_CLAMP_F32, v)
     shifted = fma(v, -_INV_LN2, _ROUND_MAGIC)
     kf = shifted - _ROUND_MAGIC
     k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
-    # One FMA suffices here: |k| <= 174, so r = -v - k ln2 rounded once is
-    # off by at most 2**-46, and ln2's own rounding adds |k| * 2**-54.
+    # |k| <= 174: r = -v - k ln2 rounded once is off by at most 2**-46.
     r = fma(-kf, _LN2, -v)
     w = r * r
     even = fma(fma(_E32[1], w, _E32[0]), w, 1.0)
@@ -440,48 +575,42 @@ def exp_f32(x, full_range):
     return _pow2(k), even + odd, even - odd
 
 
-# Stage 2: one division, then σ = Q/(Q + sP) and σ' = sP Q/(Q + sP)**2,
-# both through inv = 1/(Q + sP), so that the fused kernel (one division)
-# gives the bits of the separate ones; then the one rounding to float32.
-# s P is exact (a power of two times a normal number), so Q + s P is one
-# FMA with the bits of the product and sum (an add fewer for σ, which does
-# not need s P itself).
 @njit(inline="always")
-def sigmoid_f32_result(x, terms, full_range):
-    s, p, q = terms
-    return (types.float32(q * (1.0 / fma(s, p, q))),)
+def _sigmoid_f32_wide(x):
+    s, p, q = _exp_f32_wide(x)
+    return types.float32(q * (1.0 / fma(s, p, q)))
 
 
 @njit(inline="always")
-def sigmoid_derivative_f32_result(x, terms, full_range):
-    s, p, q = terms
+def _sigmoid_derivative_f32_wide(x):
+    s, p, q = _exp_f32_wide(x)
     inv = 1.0 / fma(s, p, q)
-    return (types.float32(mul(s * p, inv) * mul(q, inv)),)
-
-
-@njit(inline="always")
-def sigmoid_and_derivative_f32_result(x, terms, full_range):
-    s, p, q = terms
-    inv = 1.0 / fma(s, p, q)
-    return types.float32(q * inv), types.float32(mul(s * p, inv) * mul(q, inv))
+    return types.float32(mul(s * p, inv) * mul(q, inv))
 
 
 @njit(inline="always")
 def sigmoid_f32(x):
-    """σ(x) for a float32, correctly rounded but for ~3e-8 of inputs."""
-    return sigmoid_f32_result(x, exp_f32(x, True), True)[0]
+    """σ(x) for a float32: within 0.501 ulp, 99.99 % correctly rounded."""
+    if abs(x) <= f32(FAST_RANGE_F32):
+        return sigmoid_f32_from_pair(x, exp_pair_f32(x))
+    return _sigmoid_f32_wide(x)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f32(x):
     """σ'(x) for a float32."""
-    return sigmoid_derivative_f32_result(x, exp_f32(x, True), True)[0]
+    if abs(x) <= f32(FAST_RANGE_F32):
+        return sigmoid_derivative_f32_from_pair(x, exp_pair_f32(x))
+    return _sigmoid_derivative_f32_wide(x)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f32(x):
     """(σ(x), σ'(x)) for a float32, bitwise equal to the separate functions."""
-    return sigmoid_and_derivative_f32_result(x, exp_f32(x, True), True)
+    if abs(x) <= f32(FAST_RANGE_F32):
+        terms = exp_pair_f32(x)
+        return sigmoid_f32_from_pair(x, terms), sigmoid_derivative_f32_from_pair(x, terms)
+    return _sigmoid_f32_wide(x), _sigmoid_derivative_f32_wide(x)
 
 
 @njit(inline="always")

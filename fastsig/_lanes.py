@@ -1,0 +1,217 @@
+"""The float32 math of :mod:`fastsig._math`, emitted as explicit 16-lane LLVM vector code.
+
+Why: the float32 kernels look up 2**(-j/16) in a table of 16 entries. In a
+scalar loop, LLVM's loop vectorizer turns that lookup into a gather (or
+gives up), which costs more than the rest of the kernel; as vector code,
+the table is one register and the lookup one permute (``vpermps`` on
+AVX-512, from the generic IR below). So the CPU array loops run the very
+Python functions of :mod:`fastsig._math` once more, with their primitives
+(``fma``, ``mul``, ``select``, ``f32``, ``lookup``, ...) rebound to the ones
+here, on :class:`Lanes` values that emit IR as they are combined: one
+source for the math, the scalar code (tails, strided loops, CUDA) and the
+vector code giving the same bits (the tests check it).
+
+Only the operations those functions use are implemented; every one is a
+plain IEEE operation (no fast-math flags, so LLVM fuses nothing), and the
+IR is generic: it is valid on any CPU, and fast where the target has
+512-bit vectors.
+"""
+
+from __future__ import annotations
+
+from types import FunctionType
+from typing import Callable
+
+from llvmlite import ir
+
+#: Elements per vector.
+LANES = 16
+_F32 = ir.FloatType()
+_I32 = ir.IntType(32)
+_FLOATS = ir.VectorType(_F32, LANES)
+_INTS = ir.VectorType(_I32, LANES)
+
+
+def _declare(builder: ir.IRBuilder, name: str, return_type: ir.Type, argument_types: list) -> ir.Function:
+    """The LLVM intrinsic ``name`` in the module being built."""
+    module = builder.module
+    existing = module.globals.get(name)
+    return existing if existing is not None else ir.Function(module, ir.FunctionType(return_type, argument_types), name)
+
+
+class Lanes:
+    """A float32 or int32 value in each of 16 lanes of one or more vectors
+    (blocks): vector values in the IR being built.
+
+    Every operation is emitted for each block in turn, so that the blocks'
+    instructions come interleaved: each block's chain of dependent
+    operations is long (the division alone takes 11 cycles or more), and
+    independent work next to it keeps the CPU's schedulers from filling
+    with instructions that wait.
+    """
+
+    __slots__ = ("builder", "values")
+
+    def __init__(self, builder: ir.IRBuilder, values: tuple) -> None:
+        self.builder = builder
+        self.values = values
+
+    @property
+    def is_float(self) -> bool:
+        return self.values[0].type == _FLOATS
+
+    def _lift(self, other: "Lanes | float | int") -> tuple:
+        """``other`` per block, as vectors of this one's kind (Python numbers are splatted)."""
+        if isinstance(other, Lanes):
+            return other.values
+        constant = ir.Constant(_FLOATS if self.is_float else _INTS, [float(other) if self.is_float else int(other)] * LANES)
+        return (constant,) * len(self.values)
+
+    def _map(self, operation: Callable, *others) -> "Lanes":
+        """``operation(self, *others)`` per block."""
+        columns = [self._lift(other) for other in others]
+        return Lanes(self.builder, tuple(operation(value, *(c[b] for c in columns)) for b, value in enumerate(self.values)))
+
+    def _arithmetic(self, float_operation: str, int_operation: str, other) -> "Lanes":
+        return self._map(getattr(self.builder, float_operation if self.is_float else int_operation), other)
+
+    def __add__(self, other):
+        return self._arithmetic("fadd", "add", other)
+
+    def __radd__(self, other):
+        return self._constant(other) + self
+
+    def __sub__(self, other):
+        return self._arithmetic("fsub", "sub", other)
+
+    def __rsub__(self, other):
+        return self._constant(other) - self
+
+    def __mul__(self, other):
+        return self._arithmetic("fmul", "mul", other)
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __truediv__(self, other):
+        return self._map(self.builder.fdiv, other)
+
+    def __rtruediv__(self, other):
+        return self._constant(other) / self
+
+    def __neg__(self):
+        return self._map(self.builder.fneg)
+
+    def __abs__(self):
+        return self._map(lambda v: self.builder.call(_declare(self.builder, "llvm.fabs.v16f32", _FLOATS, [_FLOATS]), [v]))
+
+    def __lt__(self, other):
+        return self._map(lambda a, b: self.builder.fcmp_ordered("<", a, b), other)
+
+    def __le__(self, other):
+        return self._map(lambda a, b: self.builder.fcmp_ordered("<=", a, b), other)
+
+    def __and__(self, other):
+        return self._map(self.builder.and_, other)
+
+    def __rshift__(self, other):
+        return self._map(self.builder.ashr, other)
+
+    def __lshift__(self, other):
+        return self._map(self.builder.shl, other)
+
+    def _constant(self, value: float | int) -> "Lanes":
+        return Lanes(self.builder, self._lift(value))
+
+
+# The primitives of _math, for Lanes. Each has the meaning of the Numba one
+# it replaces (see _math).
+def _fma(a: Lanes, b: Lanes | float, c: Lanes | float) -> Lanes:
+    fma = _declare(a.builder, "llvm.fma.v16f32", _FLOATS, [_FLOATS] * 3)
+    return a._map(lambda x, y, z: a.builder.call(fma, [x, y, z]), b, c)
+
+
+def _mul(a: Lanes, b: Lanes | float) -> Lanes:
+    return a * b
+
+
+def _select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
+    like = if_true if isinstance(if_true, Lanes) else if_false
+    values = (like._lift(if_true), like._lift(if_false))
+    return condition._map(lambda c, a, b: condition.builder.select(c, a, b), *(Lanes(like.builder, v) for v in values))
+
+
+def _f32(value: float) -> float:
+    return value  # a Python float, splatted as float32 where it meets Lanes
+
+
+def _bits32(value: Lanes) -> Lanes:
+    return value._map(lambda v: value.builder.bitcast(v, _INTS))
+
+
+def _from_bits32(value: Lanes) -> Lanes:
+    return value._map(lambda v: value.builder.bitcast(v, _FLOATS))
+
+
+def _lookup(table: tuple, index: Lanes) -> Lanes:
+    """``table[index]`` per lane, for a table of 16 float32: written as 16
+    extracts from a constant vector, which LLVM's x86 backend turns into a
+    single permute."""
+    builder = index.builder
+    constant = ir.Constant(_FLOATS, [float(v) for v in table])
+
+    def lookup(indices):
+        result = ir.Constant(_FLOATS, ir.Undefined)
+        for lane in range(LANES):
+            position = ir.Constant(_I32, lane)
+            element = builder.extract_element(constant, builder.extract_element(indices, position))
+            result = builder.insert_element(result, element, position)
+        return result
+
+    return index._map(lookup)
+
+
+_PRIMITIVES = {
+    "fma": _fma, "mul": _mul, "select": _select, "f32": _f32,
+    "bits32": _bits32, "from_bits32": _from_bits32, "lookup": _lookup,
+}
+
+
+def for_lanes(function) -> Callable:
+    """A copy of a ``_math`` function (an njit dispatcher or a plain function)
+    whose primitives are the ones above, to be called with Lanes."""
+    py_func = getattr(function, "py_func", function)
+    bound = dict(py_func.__globals__)
+    bound.update(_PRIMITIVES)
+    return FunctionType(py_func.__code__, bound, py_func.__name__, py_func.__defaults__)
+
+
+def load(builder: ir.IRBuilder, pointer: ir.Value, blocks: int) -> Lanes:
+    """``blocks`` vectors of 16 float32 from ``pointer`` on (a float*, any alignment)."""
+    return Lanes(builder, tuple(
+        builder.load(builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer()), align=4)
+        for b in range(blocks)
+    ))
+
+
+def store_where(value: Lanes, pointer: ir.Value, mask: Lanes) -> None:
+    """Store the lanes of ``value`` where ``mask`` is true, from ``pointer`` on (a float*)."""
+    builder = value.builder
+    for b, (vector, lanes) in enumerate(zip(value.values, mask.values)):
+        at = builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer())
+        masked_store = _declare(builder, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_FLOATS, at.type, _I32, lanes.type])
+        builder.call(masked_store, [vector, at, ir.Constant(_I32, 4), lanes])
+
+
+def mask_bits(mask: Lanes) -> ir.Value:
+    """A mask of up to 4 blocks as an i64, bit 16 b + i set for lane i of block b."""
+    builder = mask.builder
+    bits = ir.Constant(ir.IntType(64), 0)
+    for b, lanes in enumerate(mask.values):
+        block = builder.zext(builder.bitcast(lanes, ir.IntType(LANES)), ir.IntType(64))
+        bits = builder.or_(bits, builder.shl(block, ir.Constant(ir.IntType(64), b * LANES)))
+    return bits
+
+
+def invert(mask: Lanes) -> Lanes:
+    return mask._map(lambda v: mask.builder.xor(v, ir.Constant(v.type, [1] * LANES)))
