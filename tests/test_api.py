@@ -212,6 +212,35 @@ def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
     assert all(np.array_equal(p, r, equal_nan=True) for p, r in zip(parallel, reference))
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
+    """Contiguous float32 runs the math of _math as vector code (_lanes),
+    lanes outside the fast range and the last n % _STEP_F32 elements the
+    scalar functions, which strided arrays (and CUDA) run throughout: the
+    same bits for every x, at the range's edge, for every tail length and in
+    place, where outside lanes must still read their own x."""
+    edge = np.float32(_math.FAST_RANGE_F32)
+    step = _kernels._STEP_F32
+    x = np.concatenate([
+        rng.uniform(-70, 70, 4 * step),
+        np.nextafter(edge, [0, np.inf, 0, np.inf], dtype=np.float32) * [1, 1, -1, -1],
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, -100.0, 100.0, -90.0, 1e-30, -1e-40, 3e38],
+        rng.uniform(-20, 20, 2 * step),
+    ]).astype(np.float32)
+    x = np.concatenate([x, rng.permutation(x)])
+    ufunc = _kernels.ufunc(name)
+    for n in [*range(0, 2 * step + 2), x.size]:
+        part = x[:n]
+        expected = ufunc(np.repeat(part, 2)[::2])
+        got = ufunc(part)
+        expected, got = (expected, got) if isinstance(got, tuple) else ((expected,), (got,))
+        assert all(np.array_equal(g.view(np.int32), e.view(np.int32)) for g, e in zip(got, expected)), n
+        in_place = part.copy()
+        outs = (in_place,) if len(got) == 1 else (np.empty_like(part), in_place)
+        ufunc(in_place, out=outs)
+        assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected)), n
+
+
 # ---------------------------------------------------------------- the parallel path
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_parallel_equals_serial_bitwise(dtype, rng):
