@@ -20,12 +20,19 @@ and O = o0 + o1 w (w = r**2), a rational form whose one division is σ's own:
 
 starts from the [4/4] Padé approximant (2**-38.4) and minimizes the largest
 relative error of e^r with Nelder-Mead in long double (needs SciPy, from the
-`bench` extra); it prints _E32 and _O32 (about 2**-43.2).
+`bench` extra); it prints _E32 and _O32 (about 2**-43.2). Those serve |x| > 64;
+the float32 fast range (float32 arithmetic) uses e^u = 1 + u + u**2 (c0 + c1 u
++ c2 u**2) on |u| <= ln2/32:
+
+    python scripts/fit_exp_polynomial.py --float32-tail
+
+prints _EXP_TAIL_F32 (about 2**-37.4).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 import mpmath
 
@@ -103,12 +110,39 @@ def fit_float32_rational(samples: int) -> None:
     print(f"max relative error of e^r: 2**{log2_max_error(coefficients):.2f}")
 
 
+def fit_float32_tail(samples: int) -> None:
+    """The float32 fast-range polynomial: (e^u - 1 - u)/u**2 ~ c0 + c1 u + c2 u**2
+    on |u| <= ln2/32, minimax for the error of e^u (Lawson's iteratively
+    reweighted least squares), then measured with float32 coefficients."""
+    import numpy as np
+
+    bound = math.log(2) / 32 * 1.001  # u's rounding reaches a little past ln2/32
+    nodes = np.cos(np.pi * (np.arange(samples) + 0.5) / samples) * bound
+    rows = np.array([[u**2, u**3, u**4] for u in nodes])
+    target = np.array([float(mpmath.expm1(mpmath.mpf(u)) - u) for u in nodes])
+    weights = np.full(samples, 1.0 / samples)
+    for _ in range(200):
+        scale = np.sqrt(weights)
+        coefficients, *_ = np.linalg.lstsq(rows * scale[:, None], target * scale, rcond=None)
+        residual = np.abs(rows @ coefficients - target)
+        weights = weights * residual / np.sum(weights * residual)
+    rounded = [float(np.float32(c)) for c in coefficients]
+    grid = np.linspace(-bound, bound, 20001)
+    worst = max(abs(mpmath.expm1(mpmath.mpf(u)) - u - u * u * (rounded[0] + u * (rounded[1] + u * rounded[2]))) for u in grid)
+    print(f"_EXP_TAIL_F32 = ({rounded[0]!r}, {rounded[1]!r}, {rounded[2]!r})")
+    print(f"max |error of e^u| with float32 coefficients: 2**{mpmath.nstr(mpmath.log(worst, 2), 4)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--degree", type=int, default=9, help="degree of p (default 9)")
     parser.add_argument("--samples", type=int, default=4001, help="grid points on [-ln2/2, ln2/2]")
     parser.add_argument("--float32", action="store_true", help="fit the float32 rational instead")
+    parser.add_argument("--float32-tail", action="store_true", help="fit the float32 fast-range polynomial instead")
     args = parser.parse_args()
+    if args.float32_tail:
+        fit_float32_tail(400)
+        return
     if args.float32:
         fit_float32_rational(max(args.samples, 20001))
         return
