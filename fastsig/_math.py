@@ -455,16 +455,18 @@ def lookup(table, j):
 
 
 def _exp2_table():
-    """2**(-j/16), j = 0..15, as float32 pairs (hi, lo): 48 bits each."""
-    hi, lo = [], []
+    """2**(-j/16) = hi (1 + rho), j = 0..15: hi rounded to float32, and
+    rho = ln(2**(-j/16) / hi) (|rho| < 2**-24) in float32."""
+    hi, rho = [], []
     for j in range(16):
-        value = 2.0 ** (-j / 16)  # float64: within 2**-53, beyond the pair's 48 bits
+        value = 2.0 ** (-j / 16)  # float64: within 2**-53
         hi.append(np.float32(value))
-        lo.append(np.float32(float(Fraction(value) - Fraction(float(hi[-1])))))
-    return tuple(hi), tuple(lo)
+        # ln(1 + r) = r - r**2/2 + ..., and r**2 < 2**-48 is far below rho's precision.
+        rho.append(np.float32(float((Fraction(value) - Fraction(float(hi[-1]))) / Fraction(float(hi[-1])))))
+    return tuple(hi), tuple(rho)
 
 
-_EXP2_HI, _EXP2_LO = _exp2_table()
+_EXP2_HI, _EXP2_RHO = _exp2_table()
 _SIXTEEN_OVER_LN2 = 16 / 0.6931471805599453
 # ln2/16 split in two float32: kf * _LN2_16_HI + x is exact for the kf
 # (<= 1478) and x of the fast range (the result needs at most 24 bits).
@@ -489,21 +491,21 @@ def exp_pair_f32(x):
     shifted = fma(nx, f32(-_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
     kf = shifted - f32(_ROUND_MAGIC_F32)
     k = bits32(shifted) - _MAGIC_BITS_F32  # round(16 |x| / ln2) = 16 m + j
-    # -|x| = -k ln2/16 + u_hi + u_lo: u_hi exact, u_lo within 2**-42.
+    # e^-|x| = 2**-m hi_j e^(u_hi + u_lo), from -|x| = -k ln2/16 + u and
+    # 2**(-j/16) = hi_j e^rho_j: u_hi exact, u_lo = k ln2/16's low part +
+    # rho_j within 2**-42.
+    table_hi = lookup(_EXP2_HI, k & 15)
     u_hi = fma(kf, f32(_LN2_16_HI), nx)
-    u_lo = mul(kf, f32(_LN2_16_LO))
+    u_lo = fma(kf, f32(_LN2_16_LO), lookup(_EXP2_RHO, k & 15))
     u = u_hi + u_lo
     # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
     q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
     v = fma(mul(u, u), q, u_lo)
-    table_hi = lookup(_EXP2_HI, k & 15)
-    table_lo = lookup(_EXP2_LO, k & 15)
-    # t * 2**m = (table_hi + table_lo)(1 + u_hi + v) = t_hi + t_lo: the
-    # product table_hi u_hi exact by its FMA residual, the sum by Fast2Sum
+    # t * 2**m = table_hi (1 + u_hi + v) = t_hi + t_lo: the product
+    # table_hi u_hi exact by its FMA residual, the sum by Fast2Sum
     # (|table_hi| > |p|); t_lo carries up to 2**-12 t, unnormalized.
     p = mul(table_hi, u_hi)
-    p_error = fma(table_hi, u_hi, -p)
-    tail = fma(table_lo, u_hi, fma(table_hi, v, table_lo + p_error))
+    tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
     t_hi = table_hi + p
     t_lo = ((table_hi - t_hi) + p) + tail
     scale = from_bits32((127 - (k >> 4)) << 23)  # 2**-m, exact products
