@@ -368,11 +368,13 @@ _FLOAT32_SCALARS = {  # each returns a tuple, one value per output
 }
 
 
-def _float32_lanes(name: str):
+def _float32_lanes(name: str, streaming: bool = False):
     """An intrinsic ``lanes(x, outputs, lo)``: kernel ``name`` on the
     _STEP_F32 elements of x from lo, into outputs[k] where |x| <=
     FAST_RANGE_F32, returning the other lanes (left untouched) as the bits
-    of an int64."""
+    of an int64. ``streaming``: when every lane is in the range, the
+    results go out as non-temporal stores (outputs[k] + lo must then be
+    64-byte aligned)."""
     emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
     emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
 
@@ -386,47 +388,120 @@ def _float32_lanes(name: str):
             pointer, output_pointers, index = args
             values = _lanes.load(builder, builder.gep(pointer, [index]), _BLOCKS_F32)
             inside = abs(values) <= _math.FAST_RANGE_F32
+            outside = _lanes.mask_bits(_lanes.invert(inside))
             terms = emit_terms(values)
-            for k, emit in enumerate(emit_results):
-                output = builder.gep(builder.extract_value(output_pointers, k), [index])
-                _lanes.store_where(emit(values, terms), output, inside)
-            return _lanes.mask_bits(_lanes.invert(inside))
+            results = [emit(values, terms) for emit in emit_results]
+            targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(len(results))]
+            if streaming:
+                with builder.if_else(builder.icmp_unsigned("==", outside, ir.Constant(outside.type, 0))) as (whole, part):
+                    with whole:
+                        for result, target in zip(results, targets):
+                            _lanes.store_streaming(result, target)
+                    with part:
+                        for result, target in zip(results, targets):
+                            _lanes.store_where(result, target, inside)
+            else:
+                for result, target in zip(results, targets):
+                    _lanes.store_where(result, target, inside)
+            return outside
 
         return types.int64(x, outputs, lo), codegen
 
     return lanes
 
 
+@intrinsic
+def _store_fence(typingctx):
+    """Order the non-temporal stores before everything after (sfence; x86-64
+    only, elsewhere the hint is ignored and nothing is needed)."""
+
+    def codegen(context, builder, signature, args):
+        fence = ir.Function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence") \
+            if "llvm.x86.sse.sfence" not in builder.module.globals else builder.module.globals["llvm.x86.sse.sfence"]
+        builder.call(fence, [])
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
+if platform.machine() in ("x86_64", "AMD64"):
+    _STREAMING_F32 = True
+
+    @njit(inline="always")
+    def _fence_streaming_stores():
+        _store_fence()
+else:
+    _STREAMING_F32 = False
+
+    @njit(inline="always")
+    def _fence_streaming_stores():
+        pass
+
+
+# From this many elements (one thread's share: 8 MiB of output, half the
+# L3 cache with the input), out-of-place float32 results are written with
+# non-temporal stores: a result that large leaves the cache before anyone
+# reads it, and a plain store first reads each line in (12 bytes of
+# traffic per element instead of 8).
+_STREAMING_MIN_F32 = 1 << 21
+
+
 def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
+    streaming_lanes = _float32_lanes(name, streaming=True)
     scalar = _FLOAT32_SCALARS[name]
 
-    # The last n % _STEP_F32 elements run the vector code too, from a
-    # zero-padded copy on the stack: the scalar functions take ~5 ns per
-    # element, a quarter of a 1000-element call.
-    def loop(x, outputs, n):
-        whole = n - n % _STEP_F32
-        for lo in range(0, whole, _STEP_F32):
-            outside = lanes(x, outputs, lo)
-            if outside != 0:
-                for lane in range(_STEP_F32):
-                    if (outside >> lane) & 1:
-                        _store(outputs, lo + lane, scalar(x[lo + lane]))
-        if whole == n:
-            return
+    @njit(inline="always")
+    def fix(x, outputs, lo, outside):
+        """The lanes of a step outside the fast range, by the scalar function."""
+        for lane in range(_STEP_F32):
+            if (outside >> lane) & 1:
+                _store(outputs, lo + lane, scalar(x[lo + lane]))
+
+    # Up to _STEP_F32 elements from lo: the vector code on a zero-padded
+    # copy on the stack (the scalar functions take ~5 ns per element, a
+    # quarter of a 1000-element call).
+    @njit(inline="always")
+    def partial_step(x, outputs, lo, m):
         padded = _stack_buffer_like(x)
         results = _stack_buffers_like(outputs)
-        for j in range(n - whole):
-            padded[j] = x[whole + j]
-        for j in range(n - whole, _STEP_F32):
+        for j in range(m):
+            padded[j] = x[lo + j]
+        for j in range(m, _STEP_F32):
             padded[j] = 0
         outside = lanes(padded, results, 0)
-        for j in range(n - whole):
+        for j in range(m):
             if (outside >> j) & 1:
-                _store(outputs, whole + j, scalar(padded[j]))
+                _store(outputs, lo + j, scalar(padded[j]))
             else:
-                _store(outputs, whole + j, _load(results, j))
+                _store(outputs, lo + j, _load(results, j))
+
+    # Streaming needs every output 64-byte aligned at the same element;
+    # the elements before that run as a partial step.
+    def loop(x, outputs, n):
+        lo = 0
+        first = _address(outputs[0])
+        last = _address(outputs[-1])
+        aligned = (_STREAMING_F32 and n >= _STREAMING_MIN_F32 and first % 4 == 0 and last % 64 == first % 64
+                   and first != _address(x) and last != _address(x))
+        if aligned:
+            lo = ((64 - first % 64) % 64) // 4
+            partial_step(x, outputs, 0, lo)
+            whole = n - (n - lo) % _STEP_F32
+            for step in range(lo, whole, _STEP_F32):
+                outside = streaming_lanes(x, outputs, step)
+                if outside != 0:
+                    fix(x, outputs, step, outside)
+            _fence_streaming_stores()
+            lo = whole
+        whole = n - (n - lo) % _STEP_F32
+        for step in range(lo, whole, _STEP_F32):
+            outside = lanes(x, outputs, step)
+            if outside != 0:
+                fix(x, outputs, step, outside)
+        if whole < n:
+            partial_step(x, outputs, whole, n - whole)
 
     loop.__name__ = loop.__qualname__ = f"_{name}_float32_loop"
     return njit(inline="always")(loop)

@@ -203,6 +203,17 @@ def store_where(value: Lanes, pointer: ir.Value, mask: Lanes) -> None:
         builder.call(masked_store, [vector, at, ir.Constant(_I32, 4), lanes])
 
 
+def store_streaming(value: Lanes, pointer: ir.Value) -> None:
+    """Store every lane of ``value`` from ``pointer`` on (64-byte aligned)
+    with non-temporal stores: straight to memory, without first reading
+    the lines into the cache."""
+    builder = value.builder
+    hint = builder.module.add_metadata([ir.Constant(_I32, 1)])
+    for b, vector in enumerate(value.values):
+        at = builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer())
+        builder.store(vector, at, align=64).set_metadata("nontemporal", hint)
+
+
 def mask_bits(mask: Lanes) -> ir.Value:
     """A mask of up to 4 blocks as an i64, bit 16 b + i set for lane i of block b."""
     builder = mask.builder

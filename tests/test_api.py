@@ -241,6 +241,26 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
         assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected)), n
 
 
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_float32_streaming_stores_give_the_same_bits(name, rng):
+    """From _STREAMING_MIN_F32 elements, out-of-place float32 results go out
+    as non-temporal stores from the first 64-byte boundary of the outputs
+    on: the same bits as the strided loop, for any alignment of input and
+    outputs, lanes outside the fast range included."""
+    n = _kernels._STREAMING_MIN_F32 + 333
+    x = rng.uniform(-70, 70, n + 32).astype(np.float32)
+    x[rng.integers(0, n, 40)] = np.nan
+    ufunc = _kernels.ufunc(name)
+    nout = 2 if name == "sigmoid_and_derivative" else 1
+    for x_offset, out_offset in [(0, 0), (3, 0), (0, 5), (7, 7)]:
+        part = x[x_offset:x_offset + n]
+        expected = ufunc(np.repeat(part, 2)[::2])
+        expected = expected if isinstance(expected, tuple) else (expected,)
+        outs = tuple(np.empty(n + 16, np.float32)[out_offset:out_offset + n] for _ in range(nout))
+        ufunc(part, out=outs if nout > 1 else outs[0])
+        assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected))
+
+
 # ---------------------------------------------------------------- the parallel path
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_parallel_equals_serial_bitwise(dtype, rng):
