@@ -1,7 +1,9 @@
 """All the Numba machinery of fastsig lives here.
 
-* the array loops (pipelined loops over contiguous 1-D memory, one per
-  operation and dtype, from the scalar math of :mod:`fastsig._math`),
+* the array loops over contiguous 1-D memory, one per operation and dtype,
+  from the scalar math of :mod:`fastsig._math` (float64: scalar code that
+  LLVM vectorizes, run pipelined; float32: that math as explicit vector
+  code, see :mod:`fastsig._lanes`),
 * the serial NumPy ufuncs, whose inner loops are ``@cfunc``s that run those
   loops (built on first use, so ``import fastsig`` compiles nothing, and
   read from the disk cache without setting up all of Numba),
@@ -206,31 +208,26 @@ def _load(typingctx, pointers, i):
 # function would bring in Numba's runtime (NRT), which the fast cache load
 # in _CachedLoop does not set up.
 #
-# Each kernel is two stages (see _math): terms, then result. A loop running
-# them back to back per element is bound by latency, not by the FMA pipes:
-# each element's chain is about 60 cycles (float32; twice that for
-# float64) and ends in a 13-cycle division, and the instructions waiting
-# on it fill the CPU's scheduler before the pipes are busy. So the loops
-# run the stages _LAG elements apart: one iteration computes the terms of
-# element j + _LAG and the result of element j, the terms parked in stack
-# buffers in between, and a division starts as soon as its iteration does.
-# The same bits. Measured on Zen 3, one core, against the loops run back to
-# back: float32 12 % faster, float64 10-14 % (the fused float64 kernel 4 %,
-# its second stage is most of it). On Zen 5 float64 gains 15-30 % in cache,
-# but the float32 kernels (now a shorter rational, see _math) run as fast
-# back to back, and do (the same C code, pipelined or not, was 9.5-9.6
-# cycles per 8 elements there). Blocks of _BLOCK elements keep the buffers
-# on the stack and in L1.
-#
-# float64 blocks first run the stages for the normal range (see _math and
-# the loop below).
+# float64 (the float32 loops are further below): each kernel is two
+# stages (see _math), terms, then result. A loop running them back to back
+# per element is bound by latency, not by the FMA pipes: each element's
+# chain is about 120 cycles and ends in a 13-cycle division, and the
+# instructions waiting on it fill the CPU's scheduler before the pipes are
+# busy. So the loops run the stages _LAG elements apart: one iteration
+# computes the terms of element j + _LAG and the result of element j, the
+# terms parked in stack buffers in between, and a division starts as soon
+# as its iteration does. The same bits. Measured against the loops run
+# back to back, one core: Zen 3 10-14 % faster (the fused kernel 4 %, its
+# second stage is most of it), Zen 5 15-30 % in cache. Blocks of _BLOCK
+# elements keep the buffers on the stack and in L1. The blocks first run
+# the stages for the normal range (see _math and the loop below).
 #
 # What did not help: a third stage for the range reduction (in C, 22 %
 # over back to back; in Numba no better than two), _LAG 8 or 32, and one
 # buffer holding all values at a stride of _BLOCK instead of one buffer
-# each: LLVM then reloaded 14 constants inside the float32 loop (14 %
-# slower), a register-allocation accident worth re-checking with
-# inspect_asm after any change here.
+# each: LLVM then reloaded 14 constants inside the (then float64-based)
+# float32 loop (14 % slower), a register-allocation accident worth
+# re-checking with inspect_asm after any change here.
 _BLOCK = 1024
 _LAG = 16
 # float64 in place copies each block of x to the stack first (see the loop

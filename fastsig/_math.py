@@ -5,7 +5,9 @@ is ``@njit(inline='always')`` so that the array kernels (serial ufunc loops,
 ``prange`` loops and CUDA kernels) inline it into their loop bodies, where
 LLVM vectorizes it. Each kernel is two stages, terms and result (see below):
 the CPU array loops run them some elements apart, everything else runs the
-scalar functions that compose them.
+scalar functions that compose them. The float32 fast-range functions are
+also run by :mod:`fastsig._lanes` as explicit 16-lane vector code, with the
+same bits.
 
 Why it is built this way:
 
@@ -186,9 +188,7 @@ _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^1
 # does nothing and every result is a normal number, so the clamp and the
 # subnormal rounding are left out (selects on a constant, which LLVM folds
 # away): the same bits, 14-19 % less time (Zen 3). The CPU array loops use
-# it (see _kernels); everything else passes True. The float32 stages take
-# the flag only to share the loops' shape, and ignore it: their fast path
-# would save two operations of about 25, what checking the range costs.
+# it (see _kernels); everything else passes True.
 NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
 
 
@@ -401,12 +401,14 @@ def sigmoid_backward_f64(grad_output, output):
 #   float32 where one float32 is not enough. The CPU array loops run this as
 #   16-lane vector code (see _lanes): twice the lanes of float64 arithmetic,
 #   and no conversions. e^-|x| = 2**-m * 2**(-j/16) * e^u with |u| <=
-#   ln2/32, the 16 values 2**(-j/16) as pairs from a table, e^u - 1 - u as a
-#   degree-5 polynomial (u**2 * (1/2 + u/6 + ...), within 2**-42); t =
-#   e^-|x| and d = 1 + t as pairs, the quotients corrected by their FMA
-#   residuals as in float64. About 2**-35 relative error before the one
-#   final rounding: 99.99 % of results correctly rounded, max 0.501 ulp
-#   (4M random inputs; all 2**32 in scripts/check_float32_exhaustive.py).
+#   ln2/32 (k = 16 m + j), 2**(-j/16) = hi_j e^rho_j from two tables of 16
+#   float32 (rho_j joins u's low part), e^u - 1 - u as u**2 times a
+#   degree-2 minimax polynomial (e^u within 2**-37.4); t = e^-|x| and d =
+#   1 + t as pairs, the quotients corrected by their FMA residuals as in
+#   float64. About 2**-35 relative error before the one final rounding:
+#   99.99 % of results correctly rounded, max 0.501 ulp (16.8M random bit
+#   patterns; all 2**32 in scripts/check_float32_exhaustive.py). About 37
+#   vector operations per 16 elements.
 # * anything else (|x| > 64, inf, NaN: what subnormal results and the far
 #   tails need): computed in float64 and rounded once (_wide below). The
 #   array loops run it for the lanes outside the fast range only.
