@@ -365,9 +365,9 @@ _FLOAT32_SCALARS = {  # each returns a tuple, one value per output
 }
 
 
-def _float32_lanes(name: str, streaming: bool = False):
+def _float32_lanes(name: str, blocks: int = _BLOCKS_F32, streaming: bool = False):
     """An intrinsic ``lanes(x, outputs, lo)``: kernel ``name`` on the
-    _STEP_F32 elements of x from lo, into outputs[k] where |x| <=
+    ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
     FAST_RANGE_F32, returning the other lanes (left untouched) as the bits
     of an int64. ``streaming``: when every lane is in the range, the
     results go out as non-temporal stores (outputs[k] + lo must then be
@@ -383,7 +383,7 @@ def _float32_lanes(name: str, streaming: bool = False):
 
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index = args
-            values = _lanes.load(builder, builder.gep(pointer, [index]), _BLOCKS_F32)
+            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
             inside = abs(values) <= _math.FAST_RANGE_F32
             outside = _lanes.mask_bits(_lanes.invert(inside))
             terms = emit_terms(values)
@@ -447,6 +447,7 @@ def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
     streaming_lanes = _float32_lanes(name, streaming=True)
+    one_vector = _float32_lanes(name, blocks=1)
     scalar = _FLOAT32_SCALARS[name]
 
     @njit(inline="always")
@@ -456,9 +457,9 @@ def _float32_array_loop(name: str):
             if (outside >> lane) & 1:
                 _store(outputs, lo + lane, scalar(x[lo + lane]))
 
-    # Up to _STEP_F32 elements from lo: the vector code on a zero-padded
-    # copy on the stack (the scalar functions take ~5 ns per element, a
-    # quarter of a 1000-element call).
+    # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
+    # a time, on a zero-padded copy on the stack (the scalar functions take
+    # ~5 ns per element, a quarter of a 1000-element call).
     @njit(inline="always")
     def partial_step(x, outputs, lo, m):
         padded = _stack_buffer_like(x)
@@ -467,12 +468,13 @@ def _float32_array_loop(name: str):
             padded[j] = x[lo + j]
         for j in range(m, _STEP_F32):
             padded[j] = 0
-        outside = lanes(padded, results, 0)
-        for j in range(m):
-            if (outside >> j) & 1:
-                _store(outputs, lo + j, scalar(padded[j]))
-            else:
-                _store(outputs, lo + j, _load(results, j))
+        for block in range(0, m, _lanes.LANES):
+            outside = one_vector(padded, results, block)
+            for j in range(block, min(block + _lanes.LANES, m)):
+                if (outside >> (j - block)) & 1:
+                    _store(outputs, lo + j, scalar(padded[j]))
+                else:
+                    _store(outputs, lo + j, _load(results, j))
 
     # Streaming needs every output 64-byte aligned at the same element;
     # the elements before that run as a partial step.
