@@ -14,7 +14,8 @@ vector code giving the same bits (the tests check it).
 Only the operations those functions use are implemented; every one is a
 plain IEEE operation (no fast-math flags, so LLVM fuses nothing), and the
 IR is generic: it is valid on any CPU, and fast where the target has
-512-bit vectors.
+512-bit vectors (measured on AVX-512 only; with 256-bit vectors LLVM splits
+each operation in two, and the table lookup may not become a permute).
 """
 
 from __future__ import annotations
@@ -225,4 +226,5 @@ def mask_bits(mask: Lanes) -> ir.Value:
 
 
 def invert(mask: Lanes) -> Lanes:
+    """The lanes where ``mask`` is false."""
     return mask._map(lambda v: mask.builder.xor(v, ir.Constant(v.type, [1] * LANES)))
