@@ -365,44 +365,42 @@ _FLOAT32_SCALARS = {  # each returns a tuple, one value per output
 }
 
 
-def _float32_lanes(name: str, blocks: int = _BLOCKS_F32, streaming: bool = False):
-    """An intrinsic ``lanes(x, outputs, lo)``: kernel ``name`` on the
-    ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
+def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
+    """An intrinsic ``lanes(x, outputs, lo, streaming)``: kernel ``name`` on
+    the ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
     FAST_RANGE_F32, returning the other lanes (left untouched) as the bits
-    of an int64. ``streaming``: when every lane is in the range, the
-    results go out as non-temporal stores (outputs[k] + lo must then be
-    64-byte aligned)."""
+    of an int64. ``streaming`` (a boolean): when every lane is in the
+    range, the results go out as non-temporal stores (outputs[k] + lo must
+    then be 64-byte aligned)."""
     emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
     emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
 
     @intrinsic
-    def lanes(typingctx, x, outputs, lo):
+    def lanes(typingctx, x, outputs, lo, streaming):
         if not (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
-                and len(outputs) == len(emit_results) and outputs.dtype == x and isinstance(lo, types.Integer)):
+                and len(outputs) == len(emit_results) and outputs.dtype == x and isinstance(lo, types.Integer)
+                and isinstance(streaming, types.Boolean)):
             return None
 
         def codegen(context, builder, signature, args):
-            pointer, output_pointers, index = args
+            pointer, output_pointers, index, stream = args
             values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
             inside = abs(values) <= _math.FAST_RANGE_F32
             outside = _lanes.mask_bits(_lanes.invert(inside))
             terms = emit_terms(values)
             results = [emit(values, terms) for emit in emit_results]
             targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(len(results))]
-            if streaming:
-                with builder.if_else(builder.icmp_unsigned("==", outside, ir.Constant(outside.type, 0))) as (whole, part):
-                    with whole:
-                        for result, target in zip(results, targets):
-                            _lanes.store_streaming(result, target)
-                    with part:
-                        for result, target in zip(results, targets):
-                            _lanes.store_where(result, target, inside)
-            else:
-                for result, target in zip(results, targets):
-                    _lanes.store_where(result, target, inside)
+            all_inside = builder.icmp_unsigned("==", outside, ir.Constant(outside.type, 0))
+            with builder.if_else(builder.and_(stream, all_inside)) as (streamed, stored):
+                with streamed:
+                    for result, target in zip(results, targets):
+                        _lanes.store_streaming(result, target)
+                with stored:
+                    for result, target in zip(results, targets):
+                        _lanes.store_where(result, target, inside)
             return outside
 
-        return types.int64(x, outputs, lo), codegen
+        return types.int64(x, outputs, lo, streaming), codegen
 
     return lanes
 
@@ -446,16 +444,8 @@ _STREAMING_MIN_F32 = 1 << 21
 def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
-    streaming_lanes = _float32_lanes(name, streaming=True)
     one_vector = _float32_lanes(name, blocks=1)
     scalar = _FLOAT32_SCALARS[name]
-
-    @njit(inline="always")
-    def fix(x, outputs, lo, outside):
-        """The lanes of a step outside the fast range, by the scalar function."""
-        for lane in range(_STEP_F32):
-            if (outside >> lane) & 1:
-                _store(outputs, lo + lane, scalar(x[lo + lane]))
 
     # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
     # a time, on a zero-padded copy on the stack (the scalar functions take
@@ -469,36 +459,35 @@ def _float32_array_loop(name: str):
         for j in range(m, _STEP_F32):
             padded[j] = 0
         for block in range(0, m, _lanes.LANES):
-            outside = one_vector(padded, results, block)
+            outside = one_vector(padded, results, block, False)
             for j in range(block, min(block + _lanes.LANES, m)):
                 if (outside >> (j - block)) & 1:
                     _store(outputs, lo + j, scalar(padded[j]))
                 else:
                     _store(outputs, lo + j, _load(results, j))
 
-    # Streaming needs every output 64-byte aligned at the same element;
-    # the elements before that run as a partial step.
+    # Streaming needs every output 64-byte aligned at the same element, from
+    # `start` on; the elements before it are covered by a first plain step
+    # at 0, which overlaps the streamed ones (out of place only, so
+    # computing an element twice is harmless). Each of the kernels appears
+    # once in the loop: every copy of the vector code adds compile time.
     def loop(x, outputs, n):
-        lo = 0
         first = _address(outputs[0])
         last = _address(outputs[-1])
-        aligned = (_STREAMING_F32 and n >= _STREAMING_MIN_F32 and first % 4 == 0 and last % 64 == first % 64
-                   and first != _address(x) and last != _address(x))
-        if aligned:
-            lo = ((64 - first % 64) % 64) // 4
-            partial_step(x, outputs, 0, lo)
-            whole = n - (n - lo) % _STEP_F32
-            for step in range(lo, whole, _STEP_F32):
-                outside = streaming_lanes(x, outputs, step)
-                if outside != 0:
-                    fix(x, outputs, step, outside)
-            _fence_streaming_stores()
-            lo = whole
-        whole = n - (n - lo) % _STEP_F32
-        for step in range(lo, whole, _STEP_F32):
-            outside = lanes(x, outputs, step)
+        streaming = (_STREAMING_F32 and n >= _STREAMING_MIN_F32 and first % 4 == 0 and last % 64 == first % 64
+                     and first != _address(x) and last != _address(x))
+        start = ((64 - first % 64) % 64) // 4 if streaming else 0
+        whole = n - (n - start) % _STEP_F32
+        lead = 1 if start > 0 else 0  # the plain step at 0
+        for i in range((whole - start) // _STEP_F32 + lead):
+            step = 0 if i < lead else start + (i - lead) * _STEP_F32
+            outside = lanes(x, outputs, step, streaming and i >= lead)
             if outside != 0:
-                fix(x, outputs, step, outside)
+                for lane in range(_STEP_F32):
+                    if (outside >> lane) & 1:
+                        _store(outputs, step + lane, scalar(x[step + lane]))
+        if streaming:
+            _fence_streaming_stores()
         if whole < n:
             partial_step(x, outputs, whole, n - whole)
 
