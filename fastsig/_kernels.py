@@ -411,9 +411,8 @@ def _store_fence(typingctx):
     only, elsewhere the hint is ignored and nothing is needed)."""
 
     def codegen(context, builder, signature, args):
-        fence = ir.Function(builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse.sfence") \
-            if "llvm.x86.sse.sfence" not in builder.module.globals else builder.module.globals["llvm.x86.sse.sfence"]
-        builder.call(fence, [])
+        function_type = ir.FunctionType(ir.VoidType(), [])
+        builder.call(cgutils.get_or_insert_function(builder.module, function_type, "llvm.x86.sse.sfence"), [])
         return context.get_dummy_value()
 
     return types.none(), codegen
