@@ -457,11 +457,11 @@ def lookup(table, j):
 
 
 def _exp2_table():
-    """2**(-j/16) = hi (1 + rho), j = 0..15: hi rounded to float32, and
-    rho = ln(2**(-j/16) / hi) (|rho| < 2**-24) in float32."""
+    """2**(j/16) = hi e^rho, j = 0..15: hi rounded to float32, and
+    rho = ln(2**(j/16) / hi) (|rho| < 2**-24) in float32."""
     hi, rho = [], []
     for j in range(16):
-        value = 2.0 ** (-j / 16)  # float64: within 2**-53
+        value = 2.0 ** (j / 16)  # float64: within 2**-53
         hi.append(np.float32(value))
         # ln(1 + r) = r - r**2/2 + ..., and r**2 < 2**-48 is far below rho's precision.
         rho.append(np.float32(float((Fraction(value) - Fraction(float(hi[-1]))) / Fraction(float(hi[-1])))))
@@ -470,14 +470,15 @@ def _exp2_table():
 
 _EXP2_HI, _EXP2_RHO = _exp2_table()
 _SIXTEEN_OVER_LN2 = 16 / 0.6931471805599453
-# ln2/16 split in two float32: kf * _LN2_16_HI + x is exact for the kf
-# (<= 1478) and x of the fast range (the result needs at most 24 bits).
+# ln2/16 split in two float32: x + kf * _LN2_16_HI is exact for the kf
+# (|kf| <= 1478) and x of the fast range (the result needs at most 24 bits).
 _LN2_16 = 0.6931471805599453 / 16
 _LN2_16_HI = float(np.float32(_LN2_16))
 _LN2_16_LO = float(np.float32(_LN2_16 - _LN2_16_HI))
 # (e^u - 1 - u)/u**2 on |u| <= ln2/32: minimax, e^u within 2**-37.4
-# (Lawson's algorithm; the degree-5 Taylor polynomial, within 2**-42.6,
-# costs an FMA more and rounds no more results correctly).
+# (Lawson's algorithm, scripts/fit_exp_polynomial.py --float32-tail; the
+# degree-5 Taylor polynomial, within 2**-42.6, costs an FMA more and rounds
+# no more results correctly).
 _EXP_TAIL_F32 = (0.5, 0.1666700690984726, 0.04166765883564949)
 # Adding 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to an integer.
 _ROUND_MAGIC_F32 = 12582912.0
@@ -486,55 +487,56 @@ _MAGIC_BITS_F32 = int(np.float32(_ROUND_MAGIC_F32).view(np.int32))
 
 @njit(inline="always")
 def exp_pair_f32(x):
-    """Stage 1 of the float32 kernels, |x| <= FAST_RANGE_F32: t = e^-|x|
-    and d = 1 + t as pairs of float32, and q0 = 1/d_hi: (t_hi, t_lo,
-    d_hi, d_lo, q0)."""
-    nx = -abs(x)
-    shifted = fma(nx, f32(-_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
+    """Stage 1 of the float32 kernels, |x| <= FAST_RANGE_F32: t = e^-x and
+    d = 1 + t as pairs of float32, and q0 = 1/d_hi: (t_hi, t_lo, d_hi,
+    d_lo, q0). e^-x, not e^-|x|: up to e^64, far inside float32's range,
+    and then σ = 1/d for every x, with no choice of numerator."""
+    minus_x = -x
+    shifted = fma(minus_x, f32(_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
     kf = shifted - f32(_ROUND_MAGIC_F32)
-    k = bits32(shifted) - _MAGIC_BITS_F32  # round(16 |x| / ln2) = 16 m + j
-    # e^-|x| = 2**-m hi_j e^(u_hi + u_lo), from -|x| = -k ln2/16 + u and
-    # 2**(-j/16) = hi_j e^rho_j: u_hi exact, u_lo = k ln2/16's low part +
-    # rho_j within 2**-42.
+    k = bits32(shifted) - _MAGIC_BITS_F32  # round(-16 x / ln2) = 16 m + j, 0 <= j < 16
+    # e^-x = 2**m hi_j e^(u_hi + u_lo), from -x = k ln2/16 + u and
+    # 2**(j/16) = hi_j e^rho_j: u_hi exact, u_lo = -(k ln2/16's low part)
+    # + rho_j within 2**-42.
     table_hi = lookup(_EXP2_HI, k & 15)
-    u_hi = fma(kf, f32(_LN2_16_HI), nx)
-    u_lo = fma(kf, f32(_LN2_16_LO), lookup(_EXP2_RHO, k & 15))
+    u_hi = fma(kf, f32(-_LN2_16_HI), minus_x)
+    u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k & 15))
     u = u_hi + u_lo
     # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
     q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
     v = fma(mul(u, u), q, u_lo)
-    # t * 2**m = table_hi (1 + u_hi + v) = t_hi + t_lo: the product
+    # t * 2**-m = table_hi (1 + u_hi + v) = t_hi + t_lo: the product
     # table_hi u_hi exact by its FMA residual, the sum by Fast2Sum
     # (|table_hi| > |p|); t_lo carries up to 2**-12 t, unnormalized.
     p = mul(table_hi, u_hi)
     tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
     t_hi = table_hi + p
     t_lo = ((table_hi - t_hi) + p) + tail
-    scale = from_bits32((127 - (k >> 4)) << 23)  # 2**-m, exact products
+    scale = from_bits32((127 + (k >> 4)) << 23)  # 2**m (|m| <= 93), exact products
     t_hi = t_hi * scale
     t_lo = t_lo * scale
     # d = 1 + t normalized: the corrections below divide by d_hi alone,
     # which must be d to 2**-24, so d_hi is 1 + (t_hi + t_lo) (t_lo can be
-    # 2**-12 t). d_lo is then exact but for the last add: 1 - d_hi is, and
-    # t_hi is within a factor 2 of d_hi - 1 (Sterbenz) unless d_hi = 1.
+    # 2**-12 t). d_lo is then exact but for the last add (Fast2Sum of the
+    # larger and the smaller of 1 and t_hi: the larger is within a factor 2
+    # of d_hi, and what is left of it within a factor 2 of the smaller).
     d_hi = f32(1.0) + (t_hi + t_lo)
-    d_lo = ((f32(1.0) - d_hi) + t_hi) + t_lo
+    small_t = t_hi < f32(1.0)
+    larger = select(small_t, f32(1.0), t_hi)
+    smaller = select(small_t, t_hi, f32(1.0))
+    d_lo = ((larger - d_hi) + smaller) + t_lo
     return t_hi, t_lo, d_hi, d_lo, f32(1.0) / d_hi
 
 
-# Stage 2: σ = n/d (n = 1 for x >= 0, t for x < 0) and σ' = t/d**2 from
-# the one division q0 = 1/d_hi: each quotient corrected once by its
-# residual (exact by the FMA), so that the fused kernel gives the bits of
-# the separate ones.
+# Stage 2: σ = 1/d and σ' = t/d**2 from the one division q0 = 1/d_hi,
+# each corrected by the residual 1 - q0 d (exact by the FMA), so that the
+# fused kernel gives the bits of the separate ones. (x is unused: the
+# stages of every kernel take the same arguments.)
 @njit(inline="always")
 def sigmoid_f32_from_pair(x, terms):
     t_hi, t_lo, d_hi, d_lo, q0 = terms
-    negative = x < f32(0.0)
-    n_hi = select(negative, t_hi, f32(1.0))
-    n_lo = select(negative, t_lo, f32(0.0))
-    y = mul(n_hi, q0)
-    residual = fma(-y, d_lo, fma(-y, d_hi, n_hi)) + n_lo
-    return fma(residual, q0, y)
+    eps = fma(-q0, d_lo, fma(-q0, d_hi, f32(1.0)))
+    return fma(eps, q0, q0)
 
 
 @njit(inline="always")
