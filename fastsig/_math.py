@@ -400,15 +400,15 @@ def sigmoid_backward_f64(grad_output, output):
 # * |x| <= FAST_RANGE_F32 (64): in float32 arithmetic, with pairs of
 #   float32 where one float32 is not enough. The CPU array loops run this as
 #   16-lane vector code (see _lanes): twice the lanes of float64 arithmetic,
-#   and no conversions. e^-|x| = 2**-m * 2**(-j/16) * e^u with |u| <=
-#   ln2/32 (k = 16 m + j), 2**(-j/16) = hi_j e^rho_j from two tables of 16
-#   float32 (rho_j joins u's low part), e^u - 1 - u as u**2 times a
-#   degree-2 minimax polynomial (e^u within 2**-37.4); t = e^-|x| and d =
-#   1 + t as pairs, the quotients corrected by their FMA residuals as in
-#   float64. About 2**-35 relative error before the one final rounding:
-#   over all 2**32 inputs (scripts/check_float32_exhaustive.py) σ max 0.501
-#   ulp and 99.999785 % correctly rounded, σ' 0.501 ulp, 99.9995 %. About 37
-#   vector operations per 16 elements.
+#   and no conversions. e^-x = 2**m * 2**(j/16) * e^u with |u| <= ln2/32
+#   (-x = k ln2/16 + u, k = 16 m + j), 2**(j/16) = hi_j e^rho_j from two
+#   tables of 16 float32 (rho_j joins u's low part), e^u - 1 - u as u**2
+#   times a degree-2 minimax polynomial (e^u within 2**-37.4); t = e^-x
+#   and d = 1 + t as pairs; σ = 1/d and σ' = t/d**2 corrected by the
+#   residual of the one division, exact by the FMA, as in float64. About
+#   2**-35 relative error before the one final rounding: over all 2**32
+#   inputs (scripts/check_float32_exhaustive.py) σ max 0.501 ulp and
+#   (figures in the README). About 34 vector operations per 16 elements for σ.
 # * anything else (|x| > 64, inf, NaN: what subnormal results and the far
 #   tails need): computed in float64 and rounded once (_wide below). The
 #   array loops run it for the lanes outside the fast range only.
@@ -417,7 +417,7 @@ def sigmoid_backward_f64(grad_output, output):
 # select, f32, bits32, from_bits32 and lookup only, and read no other
 # function: _lanes runs the same Python code on vectors.
 # --------------------------------------------------------------------------
-FAST_RANGE_F32 = 64.0  # 2**-m stays normal, and t's low half too (m <= 92)
+FAST_RANGE_F32 = 64.0  # e^64 < 2**93: t, its low half and 2**m stay normal numbers
 
 
 @intrinsic
