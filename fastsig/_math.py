@@ -406,9 +406,9 @@ def sigmoid_backward_f64(grad_output, output):
 #   times a degree-2 minimax polynomial (e^u within 2**-37.4); t = e^-x
 #   and d = 1 + t as pairs; σ = 1/d and σ' = t/d**2 corrected by the
 #   residual of the one division, exact by the FMA, as in float64. About
-#   2**-35 relative error before the one final rounding: over all 2**32
-#   inputs (scripts/check_float32_exhaustive.py) σ max 0.501 ulp and
-#   (figures in the README). About 34 vector operations per 16 elements for σ.
+#   2**-35 relative error before the one final rounding (all 2**32 inputs:
+#   scripts/check_float32_exhaustive.py; figures in the README). About 34
+#   vector operations per 16 elements for σ.
 # * anything else (|x| > 64, inf, NaN: what subnormal results and the far
 #   tails need): computed in float64 and rounded once (_wide below). The
 #   array loops run it for the lanes outside the fast range only.
