@@ -59,7 +59,7 @@ def _unary(name: str, x: Any, out: Any) -> Result:
     costs little more than np.exp's, and the parallel path a few µs."""
     if type(x) is _ndarray and ((dtype := x.dtype) is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):
         size = x.size
-        if size < _SMALL or not wants_parallel(name, size):
+        if size < _SMALL or not wants_parallel(name, size, dtype):
             u = _UFUNCS.get(name) or _load(name)
             return u(x) if out is None else u(x, out=out)  # a keyword costs a ufunc call 50 ns
         if x.flags.c_contiguous and (
@@ -175,7 +175,7 @@ def _call(name: str, args: tuple, out: Any) -> Result:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     outs = _check_out(out, shape, nout, name)
 
-    if wants_parallel(name, arrays[0].size if len(arrays) == 1 else math.prod(shape)):
+    if wants_parallel(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute):
         done = _run_contiguous(name, arrays, outs, shape, compute, result_dtype)
         if done is not None:
             return done if nout > 1 else done[0]
@@ -351,7 +351,7 @@ def sigmoid_and_derivative(
         )
     ):  # the common case, as in _unary
         size = x.size
-        if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size):
+        if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size, dtype):
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
         if x.flags.c_contiguous and (
@@ -394,7 +394,7 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
             return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
         if (
             grad_output.shape == output.shape
-            and wants_parallel("sigmoid_backward", size)
+            and wants_parallel("sigmoid_backward", size, dtype)
             and output.flags.c_contiguous
             and grad_output.flags.c_contiguous
         ):

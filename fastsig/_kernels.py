@@ -854,30 +854,34 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# From this many elements the parallel kernel beats one thread. Measured
-# (parallel time / serial time on 2 cores, float32 and float64): Zen 3
-# 0.7-0.9 and 0.6 at 4096 elements, 0.6-0.7 and 0.6 at 8192, 0.5-0.6 at
-# 32768; Zen 5 0.8-1.3 at 4096, 0.7-1.0 at 8192, 0.6-0.8 at 16384 (waking
-# a thread costs about 2 µs there, and the kernels are faster). The
-# backward step is two multiplies per element and memory-bound: on Zen 5
-# 1.1-1.6 up to 16384 elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536 (on
-# Zen 3 it paid off only from about a million).
+# From this many elements the parallel kernel beats one thread: where the
+# serial call takes about 7 µs, against about 2 µs to start the second
+# thread and share the work. Measured (parallel time / serial time on 2
+# cores), Zen 4, seventh session: float32 (16 lanes, 0.42 ns/element) 1.2
+# at 8192, 0.97 at 12288, 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at
+# 3072, 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. (Zen 3 and Zen 5,
+# earlier kernels: 8192 for both.) The backward step is two multiplies per
+# element and memory-bound: on Zen 5 1.1-1.6 up to 16384 elements, 0.8-1.2
+# at 32768, 0.5-0.8 from 65536.
 PARALLEL_MIN_SIZE = {
-    "sigmoid": 8192,
-    "sigmoid_derivative": 8192,
-    "sigmoid_and_derivative": 8192,
-    "sigmoid_backward": 65536,
+    "sigmoid": {"float64": 6144, "float32": 16384},
+    "sigmoid_derivative": {"float64": 6144, "float32": 16384},
+    "sigmoid_and_derivative": {"float64": 6144, "float32": 16384},
+    "sigmoid_backward": {"float64": 65536, "float32": 65536},
 }
+# The same, by dtype object (the hot path looks it up without .name).
+_PARALLEL_MIN = {name: {np.dtype(k): v for k, v in sizes.items()} for name, sizes in PARALLEL_MIN_SIZE.items()}
 
 
-def wants_parallel(name: str, size: int) -> bool:
-    """Should an operation on this many elements run the parallel kernel?
+def wants_parallel(name: str, size: int, dtype: np.dtype) -> bool:
+    """Should an operation on this many elements of ``dtype`` (the dtype it
+    computes in) run the parallel kernel?
 
     The one place that chooses between the parallel kernel and the serial
     ufunc; the caller still takes the ufunc when the operands are not
     contiguous in one layout.
     """
-    return size >= PARALLEL_MIN_SIZE[name] and get_num_threads() > 1
+    return size >= _PARALLEL_MIN[name][dtype] and get_num_threads() > 1
 
 
 def run_kernel(name: str, *arrays: np.ndarray) -> None:

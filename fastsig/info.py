@@ -29,7 +29,7 @@ def info_report() -> str:
             f"cpu      {llvm.get_host_cpu_name()}",
             f"threads  {fastsig.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
             f"(cap with fastsig.set_num_threads or FASTSIG_NUM_THREADS); "
-            f"parallel from {_kernels.PARALLEL_MIN_SIZE['sigmoid']:,} elements",
+            "parallel from {float64:,} (float64) / {float32:,} (float32) elements".format(**_kernels.PARALLEL_MIN_SIZE["sigmoid"]),
             f"cuda     {cuda}",
         ]
     )

@@ -342,7 +342,7 @@ def test_sigmoid_backward(n, rng):
 def test_sigmoid_backward_parallel_layouts(dtype, shape, rng):
     """Large arrays take the parallel kernel (C order) or the ufunc (Fortran
     order, mixed dtypes): the same values either way."""
-    assert _kernels.wants_parallel("sigmoid_backward", int(np.prod(shape)))
+    assert _kernels.wants_parallel("sigmoid_backward", int(np.prod(shape)), np.dtype(dtype))
     g = rng.standard_normal(shape).astype(dtype)
     y = fastsig.sigmoid(rng.standard_normal(shape).astype(dtype))
     expected = g * (y * (dtype(1) - y))
