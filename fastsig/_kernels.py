@@ -345,12 +345,11 @@ def _float64_array_loop(name: str):
 # float32: the fast-range math of _math as 16-lane vector code (_lanes),
 # _BLOCKS_F32 vectors per call, their instructions interleaved. Lanes
 # outside the fast range (|x| > 64, inf, NaN) are not stored by the vector
-# code and are computed by the scalar function afterwards; in place, x is
-# still intact for them. The last n % _STEP_F32 elements run the scalar
-# function, which gives the vector code's bits. Measured on Zen 4, one
-# core, 16384 elements, blocks of 1, 2, 3 and 4 vectors: 0.532, 0.509,
-# 0.506 and 0.488 ns/element (more blocks would not fit the registers: 4
-# already spill a few values).
+# code and are computed by the scalar function afterwards (which gives the
+# vector code's bits); in place, x is still intact for them. Measured on
+# Zen 4, one core, 16384 elements, blocks of 1, 2, 3 and 4 vectors: 0.532,
+# 0.509, 0.506 and 0.488 ns/element (an earlier version of the math; more
+# blocks would not fit the registers: 4 already spill a few values).
 _BLOCKS_F32 = 4
 _STEP_F32 = _BLOCKS_F32 * _lanes.LANES
 _FLOAT32_RESULTS = {
