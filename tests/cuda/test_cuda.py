@@ -383,13 +383,20 @@ _PTX_SCRIPT = textwrap.dedent(
         builder.getModulePassManager().run(module, builder)
         return str(module)
 
+    # A constant power of two, 2**k built from exponent bits (a bitcast of
+    # an integer, float64 or float32), or a select of two such.
     def is_power_of_two(operand, defs):
         if operand.startswith("0x"):
             return int(operand, 16) & ((1 << 52) - 1) == 0
         try:
             return math.frexp(float(operand))[0] in (0.5, -0.5)
         except ValueError:
-            return defs.get(operand, "").startswith("bitcast i64")
+            pass
+        definition = defs.get(operand, "")
+        if definition.startswith(("bitcast i64", "bitcast i32")):
+            return True
+        choice = re.match(r"select (?:\w+ )*i1 [^,]+, (?:double|float) ([^,]+), (?:double|float) (.+)$", definition)
+        return bool(choice) and all(is_power_of_two(o.strip(), defs) for o in choice.groups())
 
     def through_negations(operand, defs):
         while (m := re.match(r"fneg (?:\w+ )*(?:double|float) (.+)$", defs.get(operand, ""))):
