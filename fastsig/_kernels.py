@@ -357,6 +357,10 @@ _FLOAT32_RESULTS = {
     "sigmoid_derivative": (_math.sigmoid_derivative_f32_from_pair,),
     "sigmoid_and_derivative": (_math.sigmoid_f32_from_pair, _math.sigmoid_derivative_f32_from_pair),
 }
+_FLOAT32_SATURATED = {
+    _math.sigmoid_f32_from_pair: _math.sigmoid_f32_saturated,
+    _math.sigmoid_derivative_f32_from_pair: _math.sigmoid_derivative_f32_saturated,
+}
 _FLOAT32_SCALARS = {  # each returns a tuple, one value per output
     "sigmoid": njit(inline="always")(lambda v: (_math.sigmoid_f32(v),)),
     "sigmoid_derivative": njit(inline="always")(lambda v: (_math.sigmoid_derivative_f32(v),)),
@@ -404,6 +408,43 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
     return lanes
 
 
+def _float32_saturated_lanes(name: str, blocks: int = _BLOCKS_F32):
+    """An intrinsic ``saturated(x, outputs, lo, outside)``: for the lanes
+    of ``outside`` (bits as lanes returns them) whose results no longer
+    depend on x (σ = 1 or 0, σ' = 0: see _math), for every output, store
+    those results; return the lanes still to compute. Run only on steps with lanes outside
+    the fast range, so that the common case pays nothing for it."""
+    emit_saturated = [_lanes.for_lanes(_FLOAT32_SATURATED[result]) for result in _FLOAT32_RESULTS[name]]
+
+    @intrinsic
+    def saturated(typingctx, x, outputs, lo, outside):
+        if not (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
+                and len(outputs) == len(emit_saturated) and outputs.dtype == x and isinstance(lo, types.Integer)
+                and isinstance(outside, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            pointer, output_pointers, index, outside_bits = args
+            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
+            pending = _lanes.lanes_of(builder, outside_bits, blocks)
+            saturations = [emit(values) for emit in emit_saturated]
+            # Only lanes known for every output are stored: in place, x is one
+            # of the outputs, and a lane left to the scalar path must still
+            # hold its x.
+            every_output_known = saturations[0][0]
+            for known, _ in saturations[1:]:
+                every_output_known = every_output_known & known
+            store = pending & every_output_known
+            for k, (known, value) in enumerate(saturations):
+                target = builder.gep(builder.extract_value(output_pointers, k), [index])
+                _lanes.store_where(_lanes.select(known, value, values), target, store)
+            return _lanes.mask_bits(pending & _lanes.invert(every_output_known))
+
+        return types.int64(x, outputs, lo, outside), codegen
+
+    return saturated
+
+
 @intrinsic
 def _store_fence(typingctx):
     """Order the non-temporal stores before everything after (sfence; x86-64
@@ -442,7 +483,9 @@ _STREAMING_MIN_F32 = 1 << 21
 def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
+    saturated = _float32_saturated_lanes(name)
     one_vector = _float32_lanes(name, blocks=1)
+    one_vector_saturated = _float32_saturated_lanes(name, blocks=1)
     scalar = _FLOAT32_SCALARS[name]
 
     # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
@@ -458,6 +501,8 @@ def _float32_array_loop(name: str):
             padded[j] = 0
         for block in range(0, m, _lanes.LANES):
             outside = one_vector(padded, results, block, False)
+            if outside != 0:
+                outside = one_vector_saturated(padded, results, block, outside)
             for j in range(block, min(block + _lanes.LANES, m)):
                 if (outside >> (j - block)) & 1:
                     _store(outputs, lo + j, scalar(padded[j]))
@@ -481,9 +526,11 @@ def _float32_array_loop(name: str):
             step = 0 if i < lead else start + (i - lead) * _STEP_F32
             outside = lanes(x, outputs, step, streaming and i >= lead)
             if outside != 0:
-                for lane in range(_STEP_F32):
-                    if (outside >> lane) & 1:
-                        _store(outputs, step + lane, scalar(x[step + lane]))
+                outside = saturated(x, outputs, step, outside)
+                if outside != 0:
+                    for lane in range(_STEP_F32):
+                        if (outside >> lane) & 1:
+                            _store(outputs, step + lane, scalar(x[step + lane]))
         if streaming:
             _fence_streaming_stores()
         if whole < n:

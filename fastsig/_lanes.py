@@ -112,8 +112,17 @@ class Lanes:
     def __le__(self, other):
         return self._map(lambda a, b: self.builder.fcmp_ordered("<=", a, b), other)
 
+    def __ge__(self, other):
+        return self._map(lambda a, b: self.builder.fcmp_ordered(">=", a, b), other)
+
+    def __gt__(self, other):
+        return self._map(lambda a, b: self.builder.fcmp_ordered(">", a, b), other)
+
     def __and__(self, other):
         return self._map(self.builder.and_, other)
+
+    def __or__(self, other):
+        return self._map(self.builder.or_, other)
 
     def __rshift__(self, other):
         return self._map(self.builder.ashr, other)
@@ -137,7 +146,9 @@ def _mul(a: Lanes, b: Lanes | float) -> Lanes:
 
 
 def _select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
-    like = if_true if isinstance(if_true, Lanes) else if_false
+    like = next((v for v in (if_true, if_false) if isinstance(v, Lanes)), None)
+    if like is None:  # two constants: float lanes
+        like = Lanes(condition.builder, (ir.Constant(_FLOATS, [0.0] * LANES),) * len(condition.values))
     values = (like._lift(if_true), like._lift(if_false))
     return condition._map(lambda c, a, b: condition.builder.select(c, a, b), *(Lanes(like.builder, v) for v in values))
 
@@ -223,6 +234,21 @@ def mask_bits(mask: Lanes) -> ir.Value:
         block = builder.zext(builder.bitcast(lanes, ir.IntType(LANES)), ir.IntType(64))
         bits = builder.or_(bits, builder.shl(block, ir.Constant(ir.IntType(64), b * LANES)))
     return bits
+
+
+def select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
+    """Per lane, ``if_true`` where ``condition`` holds, else ``if_false``."""
+    return _select(condition, if_true, if_false)
+
+
+def lanes_of(builder: ir.IRBuilder, bits: ir.Value, blocks: int) -> Lanes:
+    """The mask of ``blocks`` vectors whose lanes are the bits of an integer
+    (as mask_bits makes them)."""
+    masks = []
+    for b in range(blocks):
+        shifted = builder.lshr(bits, ir.Constant(bits.type, b * LANES))
+        masks.append(builder.bitcast(builder.trunc(shifted, ir.IntType(LANES)), ir.VectorType(ir.IntType(1), LANES)))
+    return Lanes(builder, tuple(masks))
 
 
 def invert(mask: Lanes) -> Lanes:

@@ -555,6 +555,23 @@ def sigmoid_derivative_f32_from_pair(x, terms):
     return b + correction
 
 
+# Where a float32 result no longer depends on x, once rounded: σ = 1 from
+# x >= 64 (from 17.33 on, in fact), σ = 0 and σ' = 0 from |x| >= 104
+# (e^-104 < 2**-150, half the smallest subnormal), infinities included.
+# The CPU vector code stores these itself instead of sending such lanes
+# (a -inf mask, saturated logits) to the scalar float64 path, which is 10x
+# slower; each returns (known, value). The wide functions below give the
+# same values there (the tests check it).
+@njit(inline="always")
+def sigmoid_f32_saturated(x):
+    return (x >= f32(FAST_RANGE_F32)) | (x <= f32(-104.0)), select(x > f32(0.0), f32(1.0), f32(0.0))
+
+
+@njit(inline="always")
+def sigmoid_derivative_f32_saturated(x):
+    return abs(x) >= f32(104.0), f32(0.0)
+
+
 # The wide range: e^-x = s P / Q in float64 (to about 2**-43; s = 2**k),
 # e^r = P/Q a minimax rational, (E + rO)/(E - rO) with E = 1 + e0 w + e1 w**2,
 # O = o0 + o1 w, w = r**2 (scripts/fit_exp_polynomial.py --float32).

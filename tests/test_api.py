@@ -215,10 +215,11 @@ def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
 def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
     """Contiguous float32 runs the math of _math as vector code (_lanes),
-    lanes outside the fast range and the last n % _STEP_F32 elements the
-    scalar functions, which strided arrays (and CUDA) run throughout: the
-    same bits for every x, at the range's edge, for every tail length and in
-    place, where outside lanes must still read their own x."""
+    saturated lanes (σ = 0 or 1, σ' = 0) as vector code too, the other
+    lanes outside the fast range the scalar functions, which strided arrays
+    (and CUDA) run throughout: the same bits for every x, at the range's
+    edge, for every tail length and in place (x as either output), where
+    lanes left to the scalar functions must still read their own x."""
     edge = np.float32(_math.FAST_RANGE_F32)
     step = _kernels._STEP_F32
     x = np.concatenate([
@@ -226,6 +227,7 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
         np.nextafter(edge, [0, np.inf, 0, np.inf], dtype=np.float32) * [1, 1, -1, -1],
         [np.nan, np.inf, -np.inf, 0.0, -0.0, -100.0, 100.0, -90.0, 1e-30, -1e-40, 3e38],
         rng.uniform(-20, 20, 2 * step),
+        np.full(step, -np.inf), rng.choice([-200.0, -104.0, -80.0, 80.0, 104.0, 200.0, np.inf], 2 * step),
     ]).astype(np.float32)
     x = np.concatenate([x, rng.permutation(x)])
     ufunc = _kernels.ufunc(name)
@@ -235,10 +237,11 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
         got = ufunc(part)
         expected, got = (expected, got) if isinstance(got, tuple) else ((expected,), (got,))
         assert all(np.array_equal(g.view(np.int32), e.view(np.int32)) for g, e in zip(got, expected)), n
-        in_place = part.copy()
-        outs = (in_place,) if len(got) == 1 else (np.empty_like(part), in_place)
-        ufunc(in_place, out=outs)
-        assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected)), n
+        for where in range(len(got)):  # x as each of the outputs
+            in_place = part.copy()
+            outs = tuple(in_place if k == where else np.empty_like(part) for k in range(len(got)))
+            ufunc(in_place, out=outs)
+            assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected)), n
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
