@@ -368,6 +368,13 @@ _FLOAT32_SCALARS = {  # each returns a tuple, one value per output
 }
 
 
+def _float32_lane_operands(x, outputs, count: int, lo) -> bool:
+    """Are these the types the float32 lane intrinsics take: a float32
+    pointer, a tuple of ``count`` more, an integer index?"""
+    return (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
+            and len(outputs) == count and outputs.dtype == x and isinstance(lo, types.Integer))
+
+
 def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
     """An intrinsic ``lanes(x, outputs, lo, streaming)``: kernel ``name`` on
     the ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
@@ -380,9 +387,7 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
 
     @intrinsic
     def lanes(typingctx, x, outputs, lo, streaming):
-        if not (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
-                and len(outputs) == len(emit_results) and outputs.dtype == x and isinstance(lo, types.Integer)
-                and isinstance(streaming, types.Boolean)):
+        if not (_float32_lane_operands(x, outputs, len(emit_results), lo) and isinstance(streaming, types.Boolean)):
             return None
 
         def codegen(context, builder, signature, args):
@@ -412,15 +417,14 @@ def _float32_saturated_lanes(name: str, blocks: int = _BLOCKS_F32):
     """An intrinsic ``saturated(x, outputs, lo, outside)``: for the lanes
     of ``outside`` (bits as lanes returns them) whose results no longer
     depend on x (σ = 1 or 0, σ' = 0: see _math), for every output, store
-    those results; return the lanes still to compute. Run only on steps with lanes outside
-    the fast range, so that the common case pays nothing for it."""
+    those results; return the lanes still to compute. Run only on steps
+    with lanes outside the fast range, so that the common case pays
+    nothing for it."""
     emit_saturated = [_lanes.for_lanes(_FLOAT32_SATURATED[result]) for result in _FLOAT32_RESULTS[name]]
 
     @intrinsic
     def saturated(typingctx, x, outputs, lo, outside):
-        if not (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
-                and len(outputs) == len(emit_saturated) and outputs.dtype == x and isinstance(lo, types.Integer)
-                and isinstance(outside, types.Integer)):
+        if not (_float32_lane_operands(x, outputs, len(emit_saturated), lo) and isinstance(outside, types.Integer)):
             return None
 
         def codegen(context, builder, signature, args):
