@@ -24,6 +24,7 @@ from types import FunctionType
 from typing import Callable
 
 from llvmlite import ir
+from numba.core import cgutils
 
 #: Elements per vector.
 LANES = 16
@@ -35,9 +36,7 @@ _INTS = ir.VectorType(_I32, LANES)
 
 def _declare(builder: ir.IRBuilder, name: str, return_type: ir.Type, argument_types: list) -> ir.Function:
     """The LLVM intrinsic ``name`` in the module being built."""
-    module = builder.module
-    existing = module.globals.get(name)
-    return existing if existing is not None else ir.Function(module, ir.FunctionType(return_type, argument_types), name)
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(return_type, argument_types), name)
 
 
 class Lanes:
@@ -145,7 +144,8 @@ def _mul(a: Lanes, b: Lanes | float) -> Lanes:
     return a * b
 
 
-def _select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
+def select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
+    """Per lane, ``if_true`` where ``condition`` holds, else ``if_false``."""
     like = next((v for v in (if_true, if_false) if isinstance(v, Lanes)), None)
     if like is None:  # two constants: float lanes
         like = Lanes(condition.builder, (ir.Constant(_FLOATS, [0.0] * LANES),) * len(condition.values))
@@ -184,7 +184,7 @@ def _lookup(table: tuple, index: Lanes) -> Lanes:
 
 
 _PRIMITIVES = {
-    "fma": _fma, "mul": _mul, "select": _select, "f32": _f32,
+    "fma": _fma, "mul": _mul, "select": select, "f32": _f32,
     "bits32": _bits32, "from_bits32": _from_bits32, "lookup": _lookup,
 }
 
@@ -234,11 +234,6 @@ def mask_bits(mask: Lanes) -> ir.Value:
         block = builder.zext(builder.bitcast(lanes, ir.IntType(LANES)), ir.IntType(64))
         bits = builder.or_(bits, builder.shl(block, ir.Constant(ir.IntType(64), b * LANES)))
     return bits
-
-
-def select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
-    """Per lane, ``if_true`` where ``condition`` holds, else ``if_false``."""
-    return _select(condition, if_true, if_false)
 
 
 def lanes_of(builder: ir.IRBuilder, bits: ir.Value, blocks: int) -> Lanes:
