@@ -344,9 +344,10 @@ def _float64_array_loop(name: str):
 
 # float32: the fast-range math of _math as 16-lane vector code (_lanes),
 # _BLOCKS_F32 vectors per call, their instructions interleaved. Lanes
-# outside the fast range (|x| > 64, inf, NaN) are not stored by the vector
-# code and are computed by the scalar function afterwards (which gives the
-# vector code's bits); in place, x is still intact for them. Measured on
+# outside the fast range (|x| > 64, inf, NaN) are not stored by it; a
+# second vector pass, only on steps that have such lanes, computes them in
+# float64 lanes (the wide functions, the scalar code's bits); in place, x
+# is still intact for them. Measured on
 # Zen 4, one core, 16384 elements, blocks of 1, 2, 3 and 4 vectors: 0.532,
 # 0.509, 0.506 and 0.488 ns/element (an earlier version of the math; more
 # blocks would not fit the registers: 4 already spill a few values).
@@ -361,10 +362,10 @@ _FLOAT32_SATURATED = {
     _math.sigmoid_f32_from_pair: _math.sigmoid_f32_saturated,
     _math.sigmoid_derivative_f32_from_pair: _math.sigmoid_derivative_f32_saturated,
 }
-_FLOAT32_SCALARS = {  # each returns a tuple, one value per output
-    "sigmoid": njit(inline="always")(lambda v: (_math.sigmoid_f32(v),)),
-    "sigmoid_derivative": njit(inline="always")(lambda v: (_math.sigmoid_derivative_f32(v),)),
-    "sigmoid_and_derivative": _math.sigmoid_and_derivative_f32,
+_FLOAT32_WIDE = {  # the same for the lanes outside the fast range
+    "sigmoid": (_math.sigmoid_f32_wide,),
+    "sigmoid_derivative": (_math.sigmoid_derivative_f32_wide,),
+    "sigmoid_and_derivative": (_math.sigmoid_f32_wide, _math.sigmoid_derivative_f32_wide),
 }
 
 
@@ -414,12 +415,12 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
 
 
 def _float32_saturated_lanes(name: str, blocks: int = _BLOCKS_F32):
-    """An intrinsic ``saturated(x, outputs, lo, outside)``: for the lanes
-    of ``outside`` (bits as lanes returns them) whose results no longer
-    depend on x (σ = 1 or 0, σ' = 0: see _math), for every output, store
-    those results; return the lanes still to compute. Run only on steps
-    with lanes outside the fast range, so that the common case pays
-    nothing for it."""
+    """An intrinsic ``saturated(x, outputs, lo, outside) -> bool``: if every
+    lane of ``outside`` (bits as lanes returns them) has results that no
+    longer depend on x (σ = 1 or 0, σ' = 0: see _math), for every output,
+    store them and return True; else store nothing and return False (the
+    wide pass then computes all of those lanes: running both would cost
+    more than the wide pass alone)."""
     emit_saturated = [_lanes.for_lanes(_FLOAT32_SATURATED[result]) for result in _FLOAT32_RESULTS[name]]
 
     @intrinsic
@@ -432,21 +433,47 @@ def _float32_saturated_lanes(name: str, blocks: int = _BLOCKS_F32):
             values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
             pending = _lanes.lanes_of(builder, outside_bits, blocks)
             saturations = [emit(values) for emit in emit_saturated]
-            # Only lanes known for every output are stored: in place, x is one
-            # of the outputs, and a lane left to the scalar path must still
-            # hold its x.
             every_output_known = saturations[0][0]
             for known, _ in saturations[1:]:
                 every_output_known = every_output_known & known
-            store = pending & every_output_known
-            for k, (known, value) in enumerate(saturations):
-                target = builder.gep(builder.extract_value(output_pointers, k), [index])
-                _lanes.store_where(_lanes.select(known, value, values), target, store)
-            return _lanes.mask_bits(pending & _lanes.invert(every_output_known))
+            unknown = _lanes.mask_bits(pending & _lanes.invert(every_output_known))
+            all_known = builder.icmp_unsigned("==", unknown, ir.Constant(unknown.type, 0))
+            with builder.if_then(all_known):
+                for k, (known, value) in enumerate(saturations):
+                    target = builder.gep(builder.extract_value(output_pointers, k), [index])
+                    _lanes.store_where(_lanes.select(known, value, values), target, pending)
+            return all_known
 
-        return types.int64(x, outputs, lo, outside), codegen
+        return types.boolean(x, outputs, lo, outside), codegen
 
     return saturated
+
+
+def _float32_wide_lanes(name: str, blocks: int = _BLOCKS_F32):
+    """An intrinsic ``wide(x, outputs, lo, outside)``: kernel ``name`` in
+    float64 lanes (the wide functions of _math) for the lanes of
+    ``outside`` (bits as lanes returns them), stored into outputs[k]."""
+    emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_WIDE[name]]
+
+    @intrinsic
+    def wide(typingctx, x, outputs, lo, outside):
+        if not (_float32_lane_operands(x, outputs, len(emit_results), lo) and isinstance(outside, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            pointer, output_pointers, index, outside_bits = args
+            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
+            pending = _lanes.lanes_of(builder, outside_bits, blocks)
+            # Every result is computed before the first store: in place, x is
+            # one of the outputs.
+            results = [emit(values) for emit in emit_results]
+            for k, result in enumerate(results):
+                _lanes.store_where(result, builder.gep(builder.extract_value(output_pointers, k), [index]), pending)
+            return context.get_dummy_value()
+
+        return types.none(x, outputs, lo, outside), codegen
+
+    return wide
 
 
 @intrinsic
@@ -488,9 +515,18 @@ def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
     saturated = _float32_saturated_lanes(name)
+    wide = _float32_wide_lanes(name)
     one_vector = _float32_lanes(name, blocks=1)
     one_vector_saturated = _float32_saturated_lanes(name, blocks=1)
-    scalar = _FLOAT32_SCALARS[name]
+    one_vector_wide = _float32_wide_lanes(name, blocks=1)
+
+    # Lanes outside the fast range: by the saturated pass where it knows
+    # them all (cheap), else by the wide one. Only steps with such lanes get
+    # here, so the common case pays nothing for them.
+    @njit(inline="always")
+    def outside_lanes(x, outputs, lo, outside, saturated, wide):
+        if not saturated(x, outputs, lo, outside):
+            wide(x, outputs, lo, outside)
 
     # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
     # a time, on a zero-padded copy on the stack (the scalar functions take
@@ -506,12 +542,9 @@ def _float32_array_loop(name: str):
         for block in range(0, m, _lanes.LANES):
             outside = one_vector(padded, results, block, False)
             if outside != 0:
-                outside = one_vector_saturated(padded, results, block, outside)
-            for j in range(block, min(block + _lanes.LANES, m)):
-                if (outside >> (j - block)) & 1:
-                    _store(outputs, lo + j, scalar(padded[j]))
-                else:
-                    _store(outputs, lo + j, _load(results, j))
+                outside_lanes(padded, results, block, outside, one_vector_saturated, one_vector_wide)
+        for j in range(m):
+            _store(outputs, lo + j, _load(results, j))
 
     # Streaming needs every output 64-byte aligned at the same element, from
     # `start` on; the elements before it are covered by a first plain step
@@ -530,11 +563,7 @@ def _float32_array_loop(name: str):
             step = 0 if i < lead else start + (i - lead) * _STEP_F32
             outside = lanes(x, outputs, step, streaming and i >= lead)
             if outside != 0:
-                outside = saturated(x, outputs, step, outside)
-                if outside != 0:
-                    for lane in range(_STEP_F32):
-                        if (outside >> lane) & 1:
-                            _store(outputs, step + lane, scalar(x[step + lane]))
+                outside_lanes(x, outputs, step, outside, saturated, wide)
         if streaming:
             _fence_streaming_stores()
         if whole < n:

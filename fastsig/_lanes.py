@@ -4,12 +4,14 @@ Why: the float32 kernels look up 2**(-j/16) in a table of 16 entries. In a
 scalar loop, LLVM's loop vectorizer turns that lookup into a gather (or
 gives up), which costs more than the rest of the kernel; as vector code,
 the table is one register and the lookup one permute (``vpermps`` on
-AVX-512, from the generic IR below). So the CPU array loops run the very
-Python functions of :mod:`fastsig._math` once more, with their primitives
-(``fma``, ``mul``, ``select``, ``f32``, ``lookup``, ...) rebound to the ones
+AVX-512, from the generic IR below). And the lanes outside the fast range
+(|x| > 64, in float64 arithmetic) would otherwise go one by one through
+the scalar code. So the CPU array loops run the very Python functions of
+:mod:`fastsig._math` once more, with their primitives (``fma``, ``mul``,
+``select``, ``f32``, ``lookup``, ``types.float64``, ...) rebound to the ones
 here, on :class:`Lanes` values that emit IR as they are combined: one
-source for the math, the scalar code (tails, strided loops, CUDA) and the
-vector code giving the same bits (the tests check it).
+source for the math, the scalar code (strided loops, CUDA) and the vector
+code giving the same bits (the tests check it).
 
 Only the operations those functions use are implemented; every one is a
 plain IEEE operation (no fast-math flags, so LLVM fuses nothing), and the
@@ -32,6 +34,8 @@ _F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 _FLOATS = ir.VectorType(_F32, LANES)
 _INTS = ir.VectorType(_I32, LANES)
+_DOUBLES = ir.VectorType(ir.DoubleType(), LANES)
+_INT64S = ir.VectorType(ir.IntType(64), LANES)
 
 
 def _declare(builder: ir.IRBuilder, name: str, return_type: ir.Type, argument_types: list) -> ir.Function:
@@ -40,8 +44,8 @@ def _declare(builder: ir.IRBuilder, name: str, return_type: ir.Type, argument_ty
 
 
 class Lanes:
-    """A float32 or int32 value in each of 16 lanes of one or more vectors
-    (blocks): vector values in the IR being built.
+    """A float32, float64, int32 or int64 value in each of 16 lanes of one
+    or more vectors (blocks): vector values in the IR being built.
 
     Every operation is emitted for each block in turn, so that the blocks'
     instructions come interleaved: each block's chain of dependent
@@ -57,14 +61,18 @@ class Lanes:
         self.values = values
 
     @property
+    def vector_type(self) -> ir.VectorType:
+        return self.values[0].type
+
+    @property
     def is_float(self) -> bool:
-        return self.values[0].type == _FLOATS
+        return self.vector_type in (_FLOATS, _DOUBLES)
 
     def _lift(self, other: "Lanes | float | int") -> tuple:
-        """``other`` per block, as vectors of this one's kind (Python numbers are splatted)."""
+        """``other`` per block, as vectors of this one's type (Python numbers are splatted)."""
         if isinstance(other, Lanes):
             return other.values
-        constant = ir.Constant(_FLOATS if self.is_float else _INTS, [float(other) if self.is_float else int(other)] * LANES)
+        constant = ir.Constant(self.vector_type, [float(other) if self.is_float else int(other)] * LANES)
         return (constant,) * len(self.values)
 
     def _map(self, operation: Callable, *others) -> "Lanes":
@@ -103,7 +111,8 @@ class Lanes:
         return self._map(self.builder.fneg)
 
     def __abs__(self):
-        return self._map(lambda v: self.builder.call(_declare(self.builder, "llvm.fabs.v16f32", _FLOATS, [_FLOATS]), [v]))
+        fabs = _declare(self.builder, f"llvm.fabs.{_suffix(self.vector_type)}", self.vector_type, [self.vector_type])
+        return self._map(lambda v: self.builder.call(fabs, [v]))
 
     def __lt__(self, other):
         return self._map(lambda a, b: self.builder.fcmp_ordered("<", a, b), other)
@@ -133,11 +142,18 @@ class Lanes:
         return Lanes(self.builder, self._lift(value))
 
 
+def _suffix(vector_type: ir.VectorType) -> str:
+    """The type's part of an overloaded intrinsic's name: v16f32 or v16f64."""
+    return "v16f32" if vector_type == _FLOATS else "v16f64"
+
+
 # The primitives of _math, for Lanes. Each has the meaning of the Numba one
 # it replaces (see _math).
-def _fma(a: Lanes, b: Lanes | float, c: Lanes | float) -> Lanes:
-    fma = _declare(a.builder, "llvm.fma.v16f32", _FLOATS, [_FLOATS] * 3)
-    return a._map(lambda x, y, z: a.builder.call(fma, [x, y, z]), b, c)
+def _fma(a: Lanes | float, b: Lanes | float, c: Lanes | float) -> Lanes:
+    like = next(v for v in (a, b, c) if isinstance(v, Lanes))  # a constant may come first
+    fma = _declare(like.builder, f"llvm.fma.{_suffix(like.vector_type)}", like.vector_type, [like.vector_type] * 3)
+    a, b, c = (Lanes(like.builder, like._lift(v)) for v in (a, b, c))
+    return a._map(lambda x, y, z: like.builder.call(fma, [x, y, z]), b, c)
 
 
 def _mul(a: Lanes, b: Lanes | float) -> Lanes:
@@ -157,12 +173,22 @@ def _f32(value: float) -> float:
     return value  # a Python float, splatted as float32 where it meets Lanes
 
 
-def _bits32(value: Lanes) -> Lanes:
-    return value._map(lambda v: value.builder.bitcast(v, _INTS))
+def _bitcast(vector_type: ir.VectorType) -> Callable[[Lanes], Lanes]:
+    return lambda value: value._map(lambda v: value.builder.bitcast(v, vector_type))
 
 
-def _from_bits32(value: Lanes) -> Lanes:
-    return value._map(lambda v: value.builder.bitcast(v, _FLOATS))
+class _Types:
+    """Stands in for numba.types in the functions run on Lanes:
+    ``types.float64(v)`` and ``types.float32(v)`` convert each lane (exact,
+    and rounded to nearest, as the scalar conversions)."""
+
+    @staticmethod
+    def float64(value: Lanes) -> Lanes:
+        return value._map(lambda v: value.builder.fpext(v, _DOUBLES))
+
+    @staticmethod
+    def float32(value: Lanes) -> Lanes:
+        return value._map(lambda v: value.builder.fptrunc(v, _FLOATS))
 
 
 def _lookup(table: tuple, index: Lanes) -> Lanes:
@@ -184,18 +210,39 @@ def _lookup(table: tuple, index: Lanes) -> Lanes:
 
 
 _PRIMITIVES = {
-    "fma": _fma, "mul": _mul, "select": select, "f32": _f32,
-    "bits32": _bits32, "from_bits32": _from_bits32, "lookup": _lookup,
+    "fma": _fma, "mul": _mul, "select": select, "f32": _f32, "types": _Types,
+    "bits32": _bitcast(_INTS), "from_bits32": _bitcast(_FLOATS), "lookup": _lookup,
+    "_float64_to_int64_bits": _bitcast(_INT64S), "_int64_bits_to_float64": _bitcast(_DOUBLES),
 }
+
+# One rebound namespace per module: every function of the module found in
+# it is rebound too, so a function runs its helpers (_math's _pow2, ...) on
+# Lanes as well.
+_NAMESPACES: dict[str, dict] = {}
+
+
+def _python_function(value) -> FunctionType | None:
+    """The Python function of an njit dispatcher or a plain function, else None."""
+    function = getattr(value, "py_func", value)
+    return function if isinstance(function, FunctionType) else None
 
 
 def for_lanes(function) -> Callable:
     """A copy of a ``_math`` function (an njit dispatcher or a plain function)
     whose primitives are the ones above, to be called with Lanes."""
-    py_func = getattr(function, "py_func", function)
-    bound = dict(py_func.__globals__)
-    bound.update(_PRIMITIVES)
-    return FunctionType(py_func.__code__, bound, py_func.__name__, py_func.__defaults__)
+    py_func = _python_function(function)
+    module = py_func.__module__
+    if module not in _NAMESPACES:
+        namespace = _NAMESPACES[module] = dict(py_func.__globals__)
+        for name, value in py_func.__globals__.items():
+            helper = _python_function(value)
+            if helper is not None and helper.__module__ == module:
+                namespace[name] = FunctionType(helper.__code__, namespace, helper.__name__, helper.__defaults__)
+        namespace.update(_PRIMITIVES)
+    rebound = _NAMESPACES[module].get(py_func.__name__)
+    if getattr(rebound, "__code__", None) is not py_func.__code__:  # not a module-level function
+        rebound = FunctionType(py_func.__code__, _NAMESPACES[module], py_func.__name__, py_func.__defaults__)
+    return rebound
 
 
 def load(builder: ir.IRBuilder, pointer: ir.Value, blocks: int) -> Lanes:

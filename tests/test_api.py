@@ -214,12 +214,13 @@ def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
 
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
 def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
-    """Contiguous float32 runs the math of _math as vector code (_lanes),
-    saturated lanes (σ = 0 or 1, σ' = 0) as vector code too, the other
-    lanes outside the fast range the scalar functions, which strided arrays
-    (and CUDA) run throughout: the same bits for every x, at the range's
-    edge, for every tail length and in place (x as either output), where
-    lanes left to the scalar functions must still read their own x."""
+    """Contiguous float32 runs the math of _math as vector code (_lanes):
+    the fast range, then for lanes outside it either the saturated values
+    (σ = 0 or 1, σ' = 0; steps where every such lane has them) or the wide
+    functions in float64 lanes; strided arrays (and CUDA) run the scalar
+    functions: the same bits for every x, at the range's edge, for every
+    tail length and in place (x as either output), where lanes left to the
+    second pass must still read their own x."""
     edge = np.float32(_math.FAST_RANGE_F32)
     step = _kernels._STEP_F32
     x = np.concatenate([
