@@ -63,8 +63,8 @@ def _unary(name: str, x: Any, out: Any) -> Result:
         if size < _SMALL or not wants_parallel(name, size, dtype):
             u = _UFUNCS.get(name) or _load(name)
             return u(x) if out is None else u(x, out=out)  # a keyword costs a ufunc call 50 ns
-        if x.flags.c_contiguous and (
-            out is None or (out.flags.c_contiguous and (out is x or _apart(out, x)))
+        if (x.ndim == 1 or x.flags.c_contiguous) and (
+            out is None or ((out.ndim == 1 or out.flags.c_contiguous) and (out is x or _apart(out, x)))
         ):
             result = np.empty_like(x) if out is None else out
             run_kernel(name, _c_order_1d(x), _c_order_1d(result))
@@ -145,8 +145,9 @@ def _c_order_1d(a: np.ndarray) -> np.ndarray:
 
 
 def _flat(a: np.ndarray) -> np.ndarray | None:
-    """A 1-D view of a contiguous (C or Fortran) array in memory order, else None."""
-    if a.flags.c_contiguous:
+    """A 1-D view of a 1-D array (any strides: the kernels take them) or a
+    contiguous (C or Fortran) one in memory order, else None."""
+    if a.ndim == 1 or a.flags.c_contiguous:
         return _c_order_1d(a)
     if a.flags.f_contiguous:
         return a.T.reshape(-1)
@@ -177,7 +178,7 @@ def _call(name: str, args: tuple, out: Any) -> Result:
     outs = _check_out(out, shape, nout, name)
 
     if wants_parallel(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute):
-        done = _run_contiguous(name, arrays, outs, shape, compute, result_dtype)
+        done = _run_parallel(name, arrays, outs, shape, compute, result_dtype)
         if done is not None:
             return done if nout > 1 else done[0]
 
@@ -206,14 +207,15 @@ def _to_float16(result: Any) -> Any:
         return np.float16(result) if np.ndim(result) == 0 else result.astype(_F16)
 
 
-def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
-    """Run the parallel kernel when every operand is contiguous in one layout, else None."""
+def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
+    """Run the parallel kernel when the operands are 1-D (any strides) or
+    contiguous in one layout, else None."""
     nout = _NOUT[name]
     if any(a.shape != shape for a in arrays):  # broadcasting: the ufunc does it without copies
         return None
     arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
     first = arrays[0]
-    if any(a.strides != first.strides for a in arrays):
+    if first.ndim > 1 and any(a.strides != first.strides for a in arrays):
         return None
     flats = [_flat(a) for a in arrays]
     if flats[0] is None:
@@ -222,7 +224,7 @@ def _run_contiguous(name, arrays, outs, shape, compute, result_dtype) -> tuple |
         results = tuple(np.empty_like(first) for _ in range(nout))
     else:
         for o in outs:
-            if o.dtype != compute or o.shape != shape or o.strides != first.strides:
+            if o.dtype != compute or o.shape != shape or (first.ndim > 1 and o.strides != first.strides):
                 return None
             if any(np.may_share_memory(o, a) and not _same_memory(o, a) for a in arrays):
                 return None
@@ -355,9 +357,9 @@ def sigmoid_and_derivative(
         if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size, dtype):
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
-        if x.flags.c_contiguous and (
+        if (x.ndim == 1 or x.flags.c_contiguous) and (
             out is None
-            or all(o.flags.c_contiguous and (o is x or _apart(o, x)) for o in out)
+            or all((o.ndim == 1 or o.flags.c_contiguous) and (o is x or _apart(o, x)) for o in out)
         ):
             results = (np.empty_like(x), np.empty_like(x)) if out is None else out
             run_kernel("sigmoid_and_derivative", _c_order_1d(x), *(_c_order_1d(r) for r in results))

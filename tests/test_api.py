@@ -11,6 +11,8 @@ import pytest
 import fastsig
 from fastsig import _kernels, _math
 
+from scalar_reference import scalar_math
+
 UNARY = [fastsig.sigmoid, fastsig.sigmoid_derivative]
 BIG = 200_000  # above the parallel threshold
 
@@ -164,9 +166,9 @@ def test_overlapping_out(func, n, rng):
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
 def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
     """Contiguous blocks whose |x| are all within _math.NORMAL_RANGE_F64 skip
-    the clamp and the subnormal rounding; the strided loop always runs the
-    full kernels. Both must give the same bits, at the range's edges too,
-    and so must blocks that mix both kinds of x (computed twice)."""
+    the clamp and the subnormal rounding; the scalar functions always run
+    the full kernels. Both must give the same bits, at the range's edges
+    too, and so must blocks that mix both kinds of x (computed twice)."""
     edge = _math.NORMAL_RANGE_F64
     n = 3 * 1024 + 100
     ranges = [
@@ -180,10 +182,9 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
     ufunc = _kernels.ufunc(name)
     for x in (*ranges, mixed):
         x = x.astype(dtype)
-        strided = np.repeat(x, 2)[::2]  # the same values, not contiguous
-        expected = ufunc(strided)
+        expected = scalar_math(name, x)
         got = ufunc(x)
-        expected, got = (expected, got) if isinstance(got, tuple) else ((expected,), (got,))
+        got = got if isinstance(got, tuple) else (got,)
         assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
         in_place = x.copy()
         outs = (in_place,) if len(got) == 1 else (in_place, np.empty_like(x))
@@ -195,20 +196,19 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
 def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
     """From _STREAMING_MIN_F64 elements the float64 normal-range pass runs
     its stages back to back instead of pipelined: still the bits of the full
-    kernels (the strided loop), blocks computed again in full included."""
+    kernels (the scalar functions), blocks computed again in full included."""
     n = _kernels._STREAMING_MIN_F64 + 1000
     x = rng.uniform(-40, 40, n)
     x[[7, 5000, n - 3]] = [-720.0, np.nan, np.inf]  # blocks computed again in full
     ufunc = _kernels.ufunc(name)
-    got, expected = ufunc(x), ufunc(np.repeat(x, 2)[::2])
-    got, expected = (got, expected) if isinstance(got, tuple) else ((got,), (expected,))
+    got, expected = ufunc(x), scalar_math(name, x)
+    got = got if isinstance(got, tuple) else (got,)
     assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
     # The parallel kernel decides per chunk: chunks past the threshold stream too.
     y = np.concatenate([x, x])[: 2 * n - 5]
     parallel = getattr(fastsig, name)(y)
     parallel = parallel if isinstance(parallel, tuple) else (parallel,)
-    reference = ufunc(np.repeat(y, 2)[::2])
-    reference = reference if isinstance(reference, tuple) else (reference,)
+    reference = scalar_math(name, y)
     assert all(np.array_equal(p, r, equal_nan=True) for p, r in zip(parallel, reference))
 
 
@@ -217,10 +217,10 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
     """Contiguous float32 runs the math of _math as vector code (_lanes):
     the fast range, then for lanes outside it either the saturated values
     (σ = 0 or 1, σ' = 0; steps where every such lane has them) or the wide
-    functions in float64 lanes; strided arrays (and CUDA) run the scalar
-    functions: the same bits for every x, at the range's edge, for every
-    tail length and in place (x as either output), where lanes left to the
-    second pass must still read their own x."""
+    functions in float64 lanes; CUDA runs the scalar functions: the same
+    bits for every x, at the range's edge, for every tail length and in
+    place (x as either output), where lanes left to the second pass must
+    still read their own x."""
     edge = np.float32(_math.FAST_RANGE_F32)
     step = _kernels._STEP_F32
     x = np.concatenate([
@@ -234,9 +234,9 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
     ufunc = _kernels.ufunc(name)
     for n in [*range(0, 2 * step + 2), x.size]:
         part = x[:n]
-        expected = ufunc(np.repeat(part, 2)[::2])
+        expected = scalar_math(name, part)
         got = ufunc(part)
-        expected, got = (expected, got) if isinstance(got, tuple) else ((expected,), (got,))
+        got = got if isinstance(got, tuple) else (got,)
         assert all(np.array_equal(g.view(np.int32), e.view(np.int32)) for g, e in zip(got, expected)), n
         for where in range(len(got)):  # x as each of the outputs
             in_place = part.copy()
@@ -249,8 +249,8 @@ def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
 def test_float32_streaming_stores_give_the_same_bits(name, rng):
     """From _STREAMING_MIN_F32 elements, out-of-place float32 results go out
     as non-temporal stores from the first 64-byte boundary of the outputs
-    on: the same bits as the strided loop, for any alignment of input and
-    outputs, lanes outside the fast range included."""
+    on: the same bits as the scalar functions, for any alignment of input
+    and outputs, lanes outside the fast range included."""
     n = _kernels._STREAMING_MIN_F32 + 333
     x = rng.uniform(-70, 70, n + 32).astype(np.float32)
     x[rng.integers(0, n, 40)] = np.nan
@@ -258,11 +258,36 @@ def test_float32_streaming_stores_give_the_same_bits(name, rng):
     nout = 2 if name == "sigmoid_and_derivative" else 1
     for x_offset, out_offset in [(0, 0), (3, 0), (0, 5), (7, 7)]:
         part = x[x_offset:x_offset + n]
-        expected = ufunc(np.repeat(part, 2)[::2])
-        expected = expected if isinstance(expected, tuple) else (expected,)
+        expected = scalar_math(name, part)
         outs = tuple(np.empty(n + 16, np.float32)[out_offset:out_offset + n] for _ in range(nout))
         ufunc(part, out=outs if nout > 1 else outs[0])
         assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_strided_operands_give_the_contiguous_bits(dtype, name, rng):
+    """Strided operands (every other element, reversed, a matrix column, a
+    strided out=, in place on a strided view) run the array loops through
+    stack blocks, serially and, for 1-D arrays past the threshold, in
+    parallel: the bits of the scalar functions."""
+    func = getattr(fastsig, name)
+    nout = 2 if name == "sigmoid_and_derivative" else 1
+    for n in (1000, 3 * _kernels._BLOCK + 7, BIG + 3):
+        base = rng.uniform(-120, 120, 3 * n).astype(dtype)
+        base[rng.integers(0, 3 * n, 20)] = np.nan
+        for x in (base[::3], base[::-2][:n], base.reshape(n, 3)[:, 1]):
+            expected = scalar_math(name, np.ascontiguousarray(x))
+            got = func(x)
+            got = got if isinstance(got, tuple) else (got,)
+            assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected)), (n, x.strides)
+            outs = tuple(np.full(2 * n, 7, dtype)[::2] for _ in range(nout))
+            func(x, out=outs if nout > 1 else outs[0])
+            assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected)), (n, x.strides)
+        in_place = base.copy()[::3]
+        expected = scalar_math(name, np.ascontiguousarray(in_place))
+        func(in_place, out=(in_place, np.empty_like(in_place)) if nout > 1 else in_place)
+        assert np.array_equal(in_place, expected[0], equal_nan=True), n
 
 
 # ---------------------------------------------------------------- the parallel path
