@@ -4,11 +4,13 @@
   from the scalar math of :mod:`fastsig._math` (float64: scalar code that
   LLVM vectorizes, run pipelined; float32: that math as explicit vector
   code, see :mod:`fastsig._lanes`),
-* the serial NumPy ufuncs, whose inner loops are ``@cfunc``s that run those
-  loops (built on first use, so ``import fastsig`` compiles nothing, and
-  read from the disk cache without setting up all of Numba),
+* the serial NumPy ufuncs, whose inner loops are ``@cfunc``s that call
+  those loops (compiled as cfuncs too) on contiguous operands at once and
+  on strided ones block by block through the stack (built on first use, so
+  ``import fastsig`` compiles nothing, and read from the disk cache without
+  setting up all of Numba),
 * the parallel kernels, which run a ufunc's inner loop on one chunk per
-  thread,
+  thread of 1-D arrays (contiguous or strided),
 * :func:`wants_parallel`, the one place that decides which of them runs,
 * the thread settings.
 
