@@ -403,66 +403,49 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
     return lanes
 
 
-def _float32_saturated_lanes(name: str, blocks: int = _BLOCKS_F32):
-    """An intrinsic ``saturated(x, outputs, lo, outside) -> bool``: if every
-    lane of ``outside`` (bits as lanes returns them) has results that no
-    longer depend on x (σ = 1 or 0, σ' = 0: see _math), for every output,
-    store them and return True; else store nothing and return False (the
-    wide pass then computes all of those lanes: running both would cost
-    more than the wide pass alone)."""
+def _float32_outside_lanes(name: str, blocks: int = _BLOCKS_F32):
+    """An intrinsic ``outside_lanes(x, outputs, lo, outside)``: kernel
+    ``name`` for the lanes of ``outside`` (bits as lanes returns them: |x| >
+    FAST_RANGE_F32, inf, NaN), into outputs[k]. Where every such lane
+    saturates (σ = 1 or 0, σ' = 0, for every output: see _math), a cheap
+    pass stores those values; else the wide functions of _math compute all
+    of them in float64 lanes (running both would cost more than the wide
+    pass alone). Run only on steps with such lanes, so that the common case
+    pays nothing for it."""
     emit_saturated = [_lanes.for_lanes(_FLOAT32_SATURATED[result]) for result in _FLOAT32_RESULTS[name]]
+    emit_wide = [_lanes.for_lanes(result) for result in _FLOAT32_WIDE[name]]
 
     @intrinsic
-    def saturated(typingctx, x, outputs, lo, outside):
-        if not (_float32_lane_operands(x, outputs, len(emit_saturated), lo) and isinstance(outside, types.Integer)):
+    def outside_lanes(typingctx, x, outputs, lo, outside):
+        if not (_float32_lane_operands(x, outputs, len(emit_wide), lo) and isinstance(outside, types.Integer)):
             return None
 
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index, outside_bits = args
             values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
             pending = _lanes.lanes_of(builder, outside_bits, blocks)
+            targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(len(emit_wide))]
             saturations = [emit(values) for emit in emit_saturated]
             every_output_known = saturations[0][0]
             for known, _ in saturations[1:]:
                 every_output_known = every_output_known & known
             unknown = _lanes.mask_bits(pending & _lanes.invert(every_output_known))
             all_known = builder.icmp_unsigned("==", unknown, ir.Constant(unknown.type, 0))
-            with builder.if_then(all_known):
-                for k, (known, value) in enumerate(saturations):
-                    target = builder.gep(builder.extract_value(output_pointers, k), [index])
-                    _lanes.store_where(_lanes.select(known, value, values), target, pending)
-            return all_known
-
-        return types.boolean(x, outputs, lo, outside), codegen
-
-    return saturated
-
-
-def _float32_wide_lanes(name: str, blocks: int = _BLOCKS_F32):
-    """An intrinsic ``wide(x, outputs, lo, outside)``: kernel ``name`` in
-    float64 lanes (the wide functions of _math) for the lanes of
-    ``outside`` (bits as lanes returns them), stored into outputs[k]."""
-    emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_WIDE[name]]
-
-    @intrinsic
-    def wide(typingctx, x, outputs, lo, outside):
-        if not (_float32_lane_operands(x, outputs, len(emit_results), lo) and isinstance(outside, types.Integer)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            pointer, output_pointers, index, outside_bits = args
-            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
-            pending = _lanes.lanes_of(builder, outside_bits, blocks)
-            # Every result is computed before the first store: in place, x is
-            # one of the outputs.
-            results = [emit(values) for emit in emit_results]
-            for k, result in enumerate(results):
-                _lanes.store_where(result, builder.gep(builder.extract_value(output_pointers, k), [index]), pending)
+            with builder.if_else(all_known) as (saturated, wide):
+                with saturated:
+                    for target, (known, value) in zip(targets, saturations):
+                        _lanes.store_where(_lanes.select(known, value, values), target, pending)
+                with wide:
+                    # Every result is computed before the first store: in
+                    # place, x is one of the outputs.
+                    results = [emit(values) for emit in emit_wide]
+                    for target, result in zip(targets, results):
+                        _lanes.store_where(result, target, pending)
             return context.get_dummy_value()
 
         return types.none(x, outputs, lo, outside), codegen
 
-    return wide
+    return outside_lanes
 
 
 @intrinsic
@@ -503,19 +486,9 @@ _STREAMING_MIN_F32 = 1 << 21
 def _float32_array_loop(name: str):
     """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
     lanes = _float32_lanes(name)
-    saturated = _float32_saturated_lanes(name)
-    wide = _float32_wide_lanes(name)
+    outside_lanes = _float32_outside_lanes(name)
     one_vector = _float32_lanes(name, blocks=1)
-    one_vector_saturated = _float32_saturated_lanes(name, blocks=1)
-    one_vector_wide = _float32_wide_lanes(name, blocks=1)
-
-    # Lanes outside the fast range: by the saturated pass where it knows
-    # them all (cheap), else by the wide one. Only steps with such lanes get
-    # here, so the common case pays nothing for them.
-    @njit(inline="always")
-    def outside_lanes(x, outputs, lo, outside, saturated, wide):
-        if not saturated(x, outputs, lo, outside):
-            wide(x, outputs, lo, outside)
+    one_vector_outside = _float32_outside_lanes(name, blocks=1)
 
     # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
     # a time, on a zero-padded copy on the stack (the scalar functions take
@@ -531,7 +504,7 @@ def _float32_array_loop(name: str):
         for block in range(0, m, _lanes.LANES):
             outside = one_vector(padded, results, block, False)
             if outside != 0:
-                outside_lanes(padded, results, block, outside, one_vector_saturated, one_vector_wide)
+                one_vector_outside(padded, results, block, outside)
         for j in range(m):
             _store(outputs, lo + j, _load(results, j))
 
@@ -552,7 +525,7 @@ def _float32_array_loop(name: str):
             step = 0 if i < lead else start + (i - lead) * _STEP_F32
             outside = lanes(x, outputs, step, streaming and i >= lead)
             if outside != 0:
-                outside_lanes(x, outputs, step, outside, saturated, wide)
+                outside_lanes(x, outputs, step, outside)
         if streaming:
             _fence_streaming_stores()
         if whole < n:
