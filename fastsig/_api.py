@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import run_kernel, ufunc, wants_parallel
+from ._kernels import run_kernel, to_float16, ufunc, wants_parallel
 
 ArrayLike = npt.ArrayLike
 #: What the functions return: an ndarray, a NumPy scalar for scalar input,
@@ -193,7 +193,7 @@ def _call(name: str, args: tuple, out: Any) -> Result:
         results = u(*arrays, **kwargs)
         with np.errstate(all="ignore"):
             for o, r in zip(outs, results if nout > 1 else (results,)):
-                np.copyto(o, r, casting="same_kind")
+                np.copyto(o, _to_float16(r) if o.dtype == _F16 else r, casting="same_kind")
         return outs if nout > 1 else outs[0]
     result = u(*arrays, **kwargs)
     if result_dtype is _F16:
@@ -203,8 +203,10 @@ def _call(name: str, args: tuple, out: Any) -> Result:
 
 def _to_float16(result: Any) -> Any:
     """Round float64 results once to float16 (quietly: small ones are subnormal there)."""
-    with np.errstate(all="ignore"):
-        return np.float16(result) if np.ndim(result) == 0 else result.astype(_F16)
+    if np.ndim(result) == 0:
+        with np.errstate(all="ignore"):
+            return np.float16(result)
+    return to_float16(result)
 
 
 def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
