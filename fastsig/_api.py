@@ -209,29 +209,45 @@ def _to_float16(result: Any) -> Any:
     return to_float16(result)
 
 
+def _rows(arrays: list[np.ndarray]) -> list[np.ndarray] | None:
+    """2-D views (rows, inner axis) of arrays of one shape, the same element
+    at the same index in each, the axis of the first array's smallest
+    stride inner; None when one of them has no such view."""
+    order = sorted(range(arrays[0].ndim), key=lambda k: -abs(arrays[0].strides[k]))
+    try:
+        return [a.transpose(order).reshape(-1, a.shape[order[-1]], copy=False) for a in arrays]
+    except ValueError:  # it would take a copy
+        return None
+
+
 def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
-    """Run the parallel kernel when the operands are 1-D (any strides) or
-    contiguous in one layout, else None."""
+    """Run the parallel kernel when the operands are 1-D (any strides),
+    contiguous in one layout, or viewable as rows (a slice of a matrix),
+    else None."""
     nout = _NOUT[name]
     if any(a.shape != shape for a in arrays):  # broadcasting: the ufunc does it without copies
         return None
     arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
     first = arrays[0]
-    if first.ndim > 1 and any(a.strides != first.strides for a in arrays):
-        return None
-    flats = [_flat(a) for a in arrays]
-    if flats[0] is None:
-        return None
     if outs is None:
         results = tuple(np.empty_like(first) for _ in range(nout))
     else:
         for o in outs:
-            if o.dtype != compute or o.shape != shape or (first.ndim > 1 and o.strides != first.strides):
+            if o.dtype != compute or o.shape != shape:
                 return None
             if any(np.may_share_memory(o, a) and not _same_memory(o, a) for a in arrays):
                 return None
         results = outs
-    run_kernel(name, *flats, *(_flat(r) for r in results))
+    operands = [*arrays, *results]
+    if all(o.strides == first.strides for o in operands) and _flat(first) is not None:
+        views = [_flat(o) for o in operands]  # one contiguous layout (or 1-D)
+    elif first.ndim == 1:
+        views = operands
+    else:
+        views = _rows(operands)
+        if views is None:
+            return None
+    run_kernel(name, *views)
     if outs is None and result_dtype is _F16:
         results = tuple(_to_float16(r) for r in results)
     return results

@@ -634,12 +634,36 @@ def _parallel_three_operands(chunks, loop_address, loop_data, a, b, c):
         _call_ufunc_loop(loop_address, loop_data, (a, b, c), lo, hi)
 
 
-#: The parallel kernels, called as ``PARALLEL[name](chunks, *ufunc_loop(name, dtype), *inputs, *outputs)``.
+# The same for 2-D arrays (rows of any strides): the chunks are runs of rows.
+@njit(parallel=True, **JIT_OPTIONS)
+def _parallel_rows_two_operands(chunks, loop_address, loop_data, a, b):
+    for c in prange(chunks):
+        lo, hi = _chunk(a.shape[0], chunks, c)
+        for row in range(lo, hi):
+            _call_ufunc_loop(loop_address, loop_data, (a[row], b[row]), 0, a.shape[1])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _parallel_rows_three_operands(chunks, loop_address, loop_data, a, b, c):
+    for chunk in prange(chunks):
+        lo, hi = _chunk(a.shape[0], chunks, chunk)
+        for row in range(lo, hi):
+            _call_ufunc_loop(loop_address, loop_data, (a[row], b[row], c[row]), 0, a.shape[1])
+
+
+#: The parallel kernels for 1-D arrays, called as ``PARALLEL[name](chunks, *ufunc_loop(name, dtype), *inputs, *outputs)``.
 PARALLEL = {
     "sigmoid": _parallel_two_operands,
     "sigmoid_derivative": _parallel_two_operands,
     "sigmoid_and_derivative": _parallel_three_operands,
     "sigmoid_backward": _parallel_three_operands,
+}
+#: The same for 2-D arrays.
+PARALLEL_ROWS = {
+    "sigmoid": _parallel_rows_two_operands,
+    "sigmoid_derivative": _parallel_rows_two_operands,
+    "sigmoid_and_derivative": _parallel_rows_three_operands,
+    "sigmoid_backward": _parallel_rows_three_operands,
 }
 
 
@@ -1004,14 +1028,15 @@ def wants_parallel(name: str, size: int, dtype: np.dtype) -> bool:
 
 
 def run_kernel(name: str, *arrays: np.ndarray) -> None:
-    """Run kernel ``name`` on contiguous 1-D arrays (inputs, then outputs), in
-    parallel unless another Python thread already is: then with the serial
-    ufunc in this one."""
+    """Run kernel ``name`` on 1-D or 2-D arrays of one shape (inputs, then
+    outputs; any strides), in parallel unless another Python thread already
+    is: then with the serial ufunc in this one."""
     if _parallel_lock.acquire(blocking=False):
         try:
             # One chunk per thread: a prange over `threads` chunks uses at most
             # that many of Numba's threads, so Numba's own setting stays as is.
-            PARALLEL[name](get_num_threads(), *ufunc_loop(name, arrays[-1].dtype), *arrays)
+            kernel = (PARALLEL if arrays[0].ndim == 1 else PARALLEL_ROWS)[name]
+            kernel(get_num_threads(), *ufunc_loop(name, arrays[-1].dtype), *arrays)
         finally:
             _parallel_lock.release()
     else:

@@ -290,6 +290,38 @@ def test_strided_operands_give_the_contiguous_bits(dtype, name, rng):
         assert np.array_equal(in_place, expected[0], equal_nan=True), n
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matrix_slices_run_in_parallel_with_the_same_bits(dtype, rng):
+    """Slices of a matrix (columns, strided rows, transposed, 3-D, reversed)
+    run the parallel kernel row by row: the bits of the scalar functions,
+    the input's shape, out= and in place included."""
+    big = rng.uniform(-120, 120, (600, 800)).astype(dtype)
+    big[::37, ::41] = np.nan
+    slices = [lambda b: b[:, :500], lambda b: b[::2, ::3], lambda b: b.T[:300],
+              lambda b: b.reshape(20, 30, 800)[:, ::2, 100:700], lambda b: b[::-1, ::-2]]
+    for cut in slices:
+        x = cut(big)
+        for name in ("sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"):
+            expected = scalar_math(name, np.ascontiguousarray(x).reshape(-1))
+            got = getattr(fastsig, name)(x)
+            got = got if isinstance(got, tuple) else (got,)
+            assert all(g.shape == x.shape for g in got)
+            assert all(np.array_equal(g.reshape(-1), e, equal_nan=True) for g, e in zip(got, expected)), name
+        outs = cut(np.empty_like(big))
+        fastsig.sigmoid_derivative(x, out=outs)
+        assert np.array_equal(outs.reshape(-1), scalar_math("sigmoid_derivative", np.ascontiguousarray(x).reshape(-1))[0], equal_nan=True)
+        work = big.copy()
+        view = cut(work)
+        expected = scalar_math("sigmoid", np.ascontiguousarray(view).reshape(-1))[0]
+        fastsig.sigmoid_(view)
+        assert np.array_equal(np.ascontiguousarray(view).reshape(-1), expected, equal_nan=True)
+        outside = np.ones(big.shape, bool)
+        cut(outside)[...] = False
+        assert np.array_equal(work[outside], big[outside], equal_nan=True)  # the rest untouched
+    if fastsig.get_num_threads() > 1:  # these sizes are past the parallel threshold
+        assert any(kernel.signatures for kernel in _kernels.PARALLEL_ROWS.values())
+
+
 def test_float16_rounding_gives_numpys_bits(rng):
     """float16 results are rounded from float64 by fastsig's own code (NumPy's
     astype takes ~65 ns per subnormal float16): the bits of astype(float16)
@@ -488,7 +520,7 @@ def test_import_compiles_nothing():
     code = (
         "import fastsig, fastsig._kernels as k;"
         "assert k.ufunc.cache_info().currsize == 0;"
-        "assert all(not d.signatures for d in k.PARALLEL.values());"
+        "assert all(not d.signatures for d in (*k.PARALLEL.values(), *k.PARALLEL_ROWS.values()));"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

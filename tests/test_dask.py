@@ -39,7 +39,7 @@ def _probe_workers() -> dict:
 
     return {
         "ufuncs": _kernels.ufunc.cache_info().currsize,
-        "parallel": sum(len(k.signatures) for k in _kernels.PARALLEL.values()),
+        "parallel": sum(len(k.signatures) for k in (*_kernels.PARALLEL.values(), *_kernels.PARALLEL_ROWS.values())),
     }
 
 
