@@ -318,6 +318,9 @@ def test_matrix_slices_run_in_parallel_with_the_same_bits(dtype, rng):
         outside = np.ones(big.shape, bool)
         cut(outside)[...] = False
         assert np.array_equal(work[outside], big[outside], equal_nan=True)  # the rest untouched
+        grad = cut(rng.standard_normal(big.shape).astype(dtype))
+        expected = fastsig.sigmoid_backward(np.ascontiguousarray(grad), np.ascontiguousarray(x))
+        assert np.array_equal(fastsig.sigmoid_backward(grad, x), expected, equal_nan=True)
     if fastsig.get_num_threads() > 1:  # these sizes are past the parallel threshold
         assert any(kernel.signatures for kernel in _kernels.PARALLEL_ROWS.values())
 
