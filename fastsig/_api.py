@@ -41,6 +41,14 @@ def _plain_out(out: Any, x: np.ndarray) -> bool:
     return type(out) is _ndarray and out.dtype is x.dtype and out.shape == x.shape and out.flags.writeable
 
 
+def _kernel_layout(a: np.ndarray) -> bool:
+    """Can the parallel kernels take a as it is: C-contiguous, or 1-D with
+    aligned elements at any stride (a field of a packed record array is
+    not: the loops count strides in elements)?"""
+    flags = a.flags
+    return flags.c_contiguous or (a.ndim == 1 and flags.aligned)
+
+
 def _apart(a: np.ndarray, b: np.ndarray) -> bool:
     """Are a and b certainly without common elements? Two arrays that own
     their data (NumPy allocated each) are separate allocations, found
@@ -63,9 +71,7 @@ def _unary(name: str, x: Any, out: Any) -> Result:
         if size < _SMALL or not wants_parallel(name, size, dtype):
             u = _UFUNCS.get(name) or _load(name)
             return u(x) if out is None else u(x, out=out)  # a keyword costs a ufunc call 50 ns
-        if (x.ndim == 1 or x.flags.c_contiguous) and (
-            out is None or ((out.ndim == 1 or out.flags.c_contiguous) and (out is x or _apart(out, x)))
-        ):
+        if _kernel_layout(x) and (out is None or (_kernel_layout(out) and (out is x or _apart(out, x)))):
             result = np.empty_like(x) if out is None else out
             run_kernel(name, _c_order_1d(x), _c_order_1d(result))
             return result
@@ -239,6 +245,8 @@ def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | N
                 return None
         results = outs
     operands = [*arrays, *results]
+    if not all(o.flags.aligned for o in operands):  # a packed record's field: strides not whole elements
+        return None
     if all(o.strides == first.strides for o in operands) and _flat(first) is not None:
         views = [_flat(o) for o in operands]  # one contiguous layout (or 1-D)
     elif first.ndim == 1:
@@ -375,10 +383,7 @@ def sigmoid_and_derivative(
         if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size, dtype):
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
-        if (x.ndim == 1 or x.flags.c_contiguous) and (
-            out is None
-            or all((o.ndim == 1 or o.flags.c_contiguous) and (o is x or _apart(o, x)) for o in out)
-        ):
+        if _kernel_layout(x) and (out is None or all(_kernel_layout(o) and (o is x or _apart(o, x)) for o in out)):
             results = (np.empty_like(x), np.empty_like(x)) if out is None else out
             run_kernel("sigmoid_and_derivative", _c_order_1d(x), *(_c_order_1d(r) for r in results))
             return results

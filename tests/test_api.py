@@ -325,6 +325,22 @@ def test_matrix_slices_run_in_parallel_with_the_same_bits(dtype, rng):
         assert any(kernel.signatures for kernel in _kernels.PARALLEL_ROWS.values())
 
 
+@pytest.mark.parametrize("dtype", ["<f8", "<f4"])
+def test_unaligned_fields_of_packed_records(dtype):
+    """A field of a packed record array is strided by a number of bytes that
+    is not a whole number of elements: it goes through NumPy's buffering,
+    not the kernels' strides, and gives the contiguous results."""
+    records = np.zeros(BIG, dtype=np.dtype([("flag", "u1"), ("x", dtype)]))
+    records["x"] = np.linspace(-30, 30, BIG)
+    field = records["x"]
+    assert not field.flags.aligned
+    expected = fastsig.sigmoid(np.ascontiguousarray(field))
+    assert np.array_equal(fastsig.sigmoid(field), expected)
+    assert np.array_equal(fastsig.sigmoid_and_derivative(field)[0], expected)
+    fastsig.sigmoid_(field)
+    assert np.array_equal(records["x"], expected)
+
+
 def test_float16_rounding_gives_numpys_bits(rng):
     """float16 results are rounded from float64 by fastsig's own code (NumPy's
     astype takes ~65 ns per subnormal float16): the bits of astype(float16)
