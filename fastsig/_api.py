@@ -235,8 +235,8 @@ def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | N
         return None
     arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
     first = arrays[0]
-    if outs is None:
-        results = tuple(np.empty_like(first) for _ in range(nout))
+    if outs is None:  # laid out as NumPy's ufuncs would (broadcast axes in C order)
+        results = tuple(np.empty(shape, compute) if 0 in first.strides else np.empty_like(first) for _ in range(nout))
     else:
         for o in outs:
             if o.dtype != compute or o.shape != shape:

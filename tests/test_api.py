@@ -341,6 +341,18 @@ def test_unaligned_fields_of_packed_records(dtype):
     assert np.array_equal(records["x"], expected)
 
 
+def test_results_are_laid_out_as_numpys():
+    """Past the parallel threshold too, a result has the memory order a NumPy
+    ufunc would give it: C for broadcast input, Fortran for a transposed
+    slice, C for a column block."""
+    matrix = np.linspace(-5, 5, 4_000_000).reshape(2000, 2000)
+    inputs = [np.broadcast_to(matrix[0], (1000, 2000)), matrix.T[:1000], matrix[:, :1000], matrix[::2]]
+    for x in inputs:
+        got, reference = fastsig.sigmoid(x), np.exp(x)
+        assert (got.flags.c_contiguous, got.flags.f_contiguous) == (reference.flags.c_contiguous, reference.flags.f_contiguous)
+        assert np.array_equal(got, fastsig.sigmoid(np.ascontiguousarray(x)))
+
+
 def test_float16_rounding_gives_numpys_bits(rng):
     """float16 results are rounded from float64 by fastsig's own code (NumPy's
     astype takes ~65 ns per subnormal float16): the bits of astype(float16)
