@@ -168,7 +168,9 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
     """Contiguous blocks whose |x| are all within _math.NORMAL_RANGE_F64 skip
     the clamp and the subnormal rounding; the scalar functions always run
     the full kernels. Both must give the same bits, at the range's edges
-    too, and so must blocks that mix both kinds of x (computed twice)."""
+    too, and so must blocks that mix both kinds of x (a few x beyond the
+    range computed one by one, many the block again in full, NaN left to
+    the normal pass)."""
     edge = _math.NORMAL_RANGE_F64
     n = 3 * 1024 + 100
     ranges = [
@@ -177,8 +179,10 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
         rng.uniform(-40, 40, n),
     ]
     mixed = rng.uniform(-edge, edge, n)
-    mixed[1500] = -720.0  # one block computed in full
-    mixed[2500] = np.nan
+    mixed[1500] = -720.0  # one x of a block beyond the range: computed alone
+    mixed[2100:2300] = rng.choice([-800.0, 750.0, np.inf, -np.inf], 200)  # many: the block again in full
+    mixed[2500] = np.nan  # NaN: the normal pass gives NaN
+    mixed[3100:3150] = np.nan
     ufunc = _kernels.ufunc(name)
     for x in (*ranges, mixed):
         x = x.astype(dtype)
