@@ -10,7 +10,7 @@ the scalar code. So the CPU array loops run the very Python functions of
 :mod:`fastsig._math` once more, with their primitives (``fma``, ``mul``,
 ``select``, ``f32``, ``lookup``, ``types.float64``, ...) rebound to the ones
 here, on :class:`Lanes` values that emit IR as they are combined: one
-source for the math, the scalar code (strided loops, CUDA) and the vector
+source for the math, the scalar code (CUDA, the tests' reference) and the vector
 code giving the same bits (the tests check it).
 
 Only the operations those functions use are implemented; every one is a
