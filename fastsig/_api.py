@@ -220,10 +220,16 @@ def _rows(arrays: list[np.ndarray]) -> list[np.ndarray] | None:
     at the same index in each, the axis of the first array's smallest
     stride inner; None when one of them has no such view."""
     order = sorted(range(arrays[0].ndim), key=lambda k: -abs(arrays[0].strides[k]))
-    try:
-        return [a.transpose(order).reshape(-1, a.shape[order[-1]], copy=False) for a in arrays]
-    except ValueError:  # it would take a copy
-        return None
+    views = []
+    for a in arrays:
+        shape = [a.shape[k] for k in order]
+        strides = [a.strides[k] for k in order]
+        # The outer axes make one when each steps over the next one whole.
+        if any(strides[i] != strides[i + 1] * shape[i + 1] for i in range(len(order) - 2)):
+            return None
+        rows = math.prod(shape[:-1])
+        views.append(np.lib.stride_tricks.as_strided(a, (rows, shape[-1]), (strides[-2], strides[-1])))
+    return views
 
 
 def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:

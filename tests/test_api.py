@@ -302,7 +302,8 @@ def test_matrix_slices_run_in_parallel_with_the_same_bits(dtype, rng):
     big = rng.uniform(-120, 120, (600, 800)).astype(dtype)
     big[::37, ::41] = np.nan
     slices = [lambda b: b[:, :500], lambda b: b[::2, ::3], lambda b: b.T[:300],
-              lambda b: b.reshape(20, 30, 800)[:, ::2, 100:700], lambda b: b[::-1, ::-2]]
+              lambda b: b.reshape(20, 30, 800)[:, ::2, 100:700], lambda b: b[::-1, ::-2],
+              lambda b: b.reshape(20, 30, 800)[:, :10]]  # the last: no 2-D view, the serial ufunc
     for cut in slices:
         x = cut(big)
         for name in ("sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"):
