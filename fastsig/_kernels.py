@@ -44,12 +44,13 @@ from . import _cache, _lanes, _math
 # --------------------------------------------------------------------------
 # Array loops (serial, contiguous 1-D in and out), the ufunc loops that run
 # them, and the parallel kernels, which split the arrays into one chunk per
-# thread and call the ufunc loop on each. (A prange over the elements
-# themselves compiled to a loop 30 % slower than the serial one for float32.)
+# thread (or runs of rows) and call the ufunc loop on each. (A prange over
+# the elements themselves compiled to a loop 30 % slower than the serial
+# one for float32.)
 #
-# The ufunc loops of each operation and dtype are copies of one template
-# function, each with its own globals: the dtype's array loop and scalar
-# function (see _specialize). Not closures: a kernel closing over a
+# The ufunc loops and array loops of each operation and dtype are copies
+# of one template function each, with its own globals: the dtype's array
+# loop, or the backward step's scalar function (see _specialize). Not closures: a kernel closing over a
 # dispatcher is never found in the disk cache again (the closure's pickle
 # holds a per-process id). Not @overload(inline="always") stubs that pick
 # the dtype while typing, as before: typed inlining of a whole loop made a
