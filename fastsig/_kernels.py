@@ -352,7 +352,8 @@ def _float64_array_loop(name: str):
         parked = _stack_buffers(width)
         copied = _stack_buffer_like(x)
         positions = _stack_positions()
-        in_place = _address(x) == _address(outputs[0])
+        # x may be either output of the fused kernel.
+        in_place = _address(x) == _address(outputs[0]) or _address(x) == _address(outputs[-1])
         step = _IN_PLACE_BLOCK_F64 if in_place else _BLOCK
         streaming = n >= _STREAMING_MIN_F64 and not in_place
         for lo in range(0, n, step):

@@ -190,10 +190,15 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
         got = ufunc(x)
         got = got if isinstance(got, tuple) else (got,)
         assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
-        in_place = x.copy()
-        outs = (in_place,) if len(got) == 1 else (in_place, np.empty_like(x))
-        ufunc(in_place, out=outs)
-        assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
+        for where in range(len(got)):  # x as each of the outputs
+            in_place = x.copy()
+            outs = tuple(in_place if k == where else np.empty_like(x) for k in range(len(got)))
+            ufunc(in_place, out=outs)
+            assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
+            in_place = x.copy()  # and through the parallel kernel, which calls the loop itself
+            outs = tuple(in_place if k == where else np.empty_like(x) for k in range(len(got)))
+            _kernels.run_kernel(name, in_place, *outs)
+            assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
