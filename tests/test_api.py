@@ -1,6 +1,7 @@
 """The public API behaves as a NumPy ufunc would: dtypes, shapes, out=, errors."""
 
 import concurrent.futures
+import math
 import subprocess
 import sys
 import warnings
@@ -566,3 +567,50 @@ def test_import_compiles_nothing():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------- random layouts
+def _random_values(rng, n, dtype):
+    values = rng.uniform(-30, 30, n)
+    kind = rng.integers(0, 4)
+    if kind == 1:
+        values[rng.random(n) < 0.02] = np.nan
+    elif kind == 2:
+        values[rng.random(n) < 0.02] = rng.choice([np.inf, -np.inf, 800.0, -750.0, 100.0, -95.0])
+    elif kind == 3:
+        values = rng.uniform(-800, 800, n)
+    return values.astype(dtype)
+
+
+def _random_array(rng, shape, dtype, layout):
+    if layout == "strided":  # every other element of each axis, some reversed
+        big = _random_values(rng, 2**len(shape) * math.prod(shape), dtype).reshape(tuple(2 * s for s in shape))
+        return big[tuple(slice(None, None, int(rng.choice([2, -2]))) for _ in shape)]
+    values = _random_values(rng, math.prod(shape), dtype).reshape(shape)
+    return np.asfortranarray(values) if layout == "fortran" else values
+
+
+def test_random_layouts_match_the_scalar_functions():
+    """Random operations, dtypes, sizes (both sides of the parallel
+    thresholds), shapes, layouts and out= arrangements, x in place as either
+    output included: the bits of the scalar functions on a contiguous copy."""
+    rng = np.random.default_rng(2026)
+    for _ in range(80):
+        dtype = rng.choice([np.float32, np.float64])
+        size = int(rng.choice([1, 63, 1000, 6144, 16500, 70000, 250000]))
+        shape = [(size,), (max(1, size // 97), 97), (max(1, size // 300), 10, 30)][rng.integers(0, 3)]
+        x = _random_array(rng, shape, dtype, rng.choice(["c", "fortran", "strided"]))
+        name = str(rng.choice(["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"]))
+        expected = tuple(r.reshape(shape) for r in scalar_math(name, np.ascontiguousarray(x).reshape(-1)))
+        nout = len(expected)
+        mode = rng.choice(["allocate", "out", "in place"])
+        if mode == "allocate":
+            outs = getattr(fastsig, name)(x)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+        else:
+            outs = tuple(_random_array(rng, shape, dtype, rng.choice(["c", "fortran", "strided"])) for _ in range(nout))
+            if mode == "in place":
+                outs[-1][...] = x
+                x = outs[-1]  # the last output: the only one for σ, σ' for the fused kernel
+            getattr(fastsig, name)(x, out=outs if nout > 1 else outs[0])
+        assert all(o.shape == e.shape and np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected)), (name, dtype, shape, mode)
