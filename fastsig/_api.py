@@ -151,9 +151,8 @@ def _c_order_1d(a: np.ndarray) -> np.ndarray:
 
 
 def _flat(a: np.ndarray) -> np.ndarray | None:
-    """A 1-D view of a 1-D array (any strides: the kernels take them) or a
-    contiguous (C or Fortran) one in memory order, else None."""
-    if a.ndim == 1 or a.flags.c_contiguous:
+    """A 1-D view of a contiguous (C or Fortran) array in memory order, else None."""
+    if a.flags.c_contiguous:
         return _c_order_1d(a)
     if a.flags.f_contiguous:
         return a.T.reshape(-1)
@@ -253,10 +252,10 @@ def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | N
     operands = [*arrays, *results]
     if not all(o.flags.aligned for o in operands):  # a packed record's field: strides not whole elements
         return None
-    if all(o.strides == first.strides for o in operands) and _flat(first) is not None:
-        views = [_flat(o) for o in operands]  # one contiguous layout (or 1-D)
-    elif first.ndim == 1:
-        views = operands
+    if first.ndim == 1:
+        views = operands  # any strides: the kernels take them
+    elif all(o.strides == first.strides for o in operands) and _flat(first) is not None:
+        views = [_flat(o) for o in operands]  # one contiguous layout
     else:
         views = _rows(operands)
         if views is None:

@@ -412,6 +412,19 @@ def _float32_lane_operands(x, outputs, count: int, lo) -> bool:
             and len(outputs) == count and outputs.dtype == x and isinstance(lo, types.Integer))
 
 
+def _load_step(builder, pointer, output_pointers, index, count: int, blocks: int):
+    """(the ``blocks`` vectors of x from index, the outputs' addresses there):
+    what every float32 lane intrinsic starts from."""
+    values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
+    targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(count)]
+    return values, targets
+
+
+def _no_lanes(builder, bits):
+    """Is the lane mask ``bits`` (an integer, as mask_bits makes it) empty?"""
+    return builder.icmp_unsigned("==", bits, ir.Constant(bits.type, 0))
+
+
 def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
     """An intrinsic ``lanes(x, outputs, lo, streaming)``: kernel ``name`` on
     the ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
@@ -429,14 +442,12 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
 
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index, stream = args
-            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
+            values, targets = _load_step(builder, pointer, output_pointers, index, len(emit_results), blocks)
             inside = _lanes.invert(abs(values) > _math.FAST_RANGE_F32)  # NaN inside (see _math)
             outside = _lanes.mask_bits(_lanes.invert(inside))
             terms = emit_terms(values)
             results = [emit(values, terms) for emit in emit_results]
-            targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(len(results))]
-            all_inside = builder.icmp_unsigned("==", outside, ir.Constant(outside.type, 0))
-            with builder.if_else(builder.and_(stream, all_inside)) as (streamed, stored):
+            with builder.if_else(builder.and_(stream, _no_lanes(builder, outside))) as (streamed, stored):
                 with streamed:
                     for result, target in zip(results, targets):
                         _lanes.store_streaming(result, target)
@@ -469,16 +480,14 @@ def _float32_outside_lanes(name: str, blocks: int = _BLOCKS_F32):
 
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index, outside_bits = args
-            values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
+            values, targets = _load_step(builder, pointer, output_pointers, index, len(emit_wide), blocks)
             pending = _lanes.lanes_of(builder, outside_bits, blocks)
-            targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(len(emit_wide))]
             saturations = [emit(values) for emit in emit_saturated]
             every_output_known = saturations[0][0]
             for known, _ in saturations[1:]:
                 every_output_known = every_output_known & known
             unknown = _lanes.mask_bits(pending & _lanes.invert(every_output_known))
-            all_known = builder.icmp_unsigned("==", unknown, ir.Constant(unknown.type, 0))
-            with builder.if_else(all_known) as (saturated, wide):
+            with builder.if_else(_no_lanes(builder, unknown)) as (saturated, wide):
                 with saturated:
                     for target, (known, value) in zip(targets, saturations):
                         _lanes.store_where(_lanes.select(known, value, values), target, pending)
