@@ -230,11 +230,6 @@ def _load(typingctx, pointers, i):
 # re-checking with inspect_asm after any change here.
 _BLOCK = 1024
 _LAG = 16
-# float64 in place copies each block of x to the stack first (see the loop
-# below). Measured on Zen 5 at 1e7 elements, one thread, blocks of 128,
-# 256, 512 and 1024 elements: 0.94, 0.78, 1.15 and 1.07-1.15 ns/element
-# (in cache all the same).
-_IN_PLACE_BLOCK_F64 = 256
 # From this many elements (one thread's share of the array: 16 MiB of x,
 # past the L2 cache and half the L3), the float64 normal-range pass runs
 # its stages back to back instead. The pipelined loop stores 3 parked
@@ -242,8 +237,9 @@ _IN_PLACE_BLOCK_F64 = 256
 # for memory they fill the store queue, and the arithmetic stops
 # overlapping memory. Measured on Zen 5, one thread, back to back /
 # pipelined: 1.15-1.24 at 262,144 elements, 0.98-1.11 at 1e6, 0.87 at
-# 3e6, 0.72-0.92 at 1e7 (σ, σ' and fused; in place, whose blocks are
-# copied to the stack first, 1.15-1.2 at 1e7: it stays pipelined).
+# 3e6, 0.72-0.92 at 1e7 (σ, σ' and fused). In place too since its results
+# go through the stack (see the loop): Zen 5, 2 threads, 1e7 elements,
+# 0.40-0.41 ns/element against 0.52 pipelined.
 _STREAMING_MIN_F64 = 1 << 21
 
 # The bits of float64's normal range as an integer (see _abs_bits).
@@ -339,40 +335,45 @@ def _float64_array_loop(name: str):
     # it cost all that the normal range saves, on Zen 5 15-20 % in cache
     # too.)
     #
-    # In place (x is outputs[0]): LLVM vectorizes a loop over two pointers
+    # In place (x is an output): LLVM vectorizes a loop over two pointers
     # only after a runtime check that they do not overlap, which an in-place
-    # call would fail, dropping it to scalar code (4x slower). So each block
-    # of x is copied to the stack first (the full pass needs x again; the
-    # copy costs 7 % in place). A block too short to pipeline (only the last
-    # can be) runs the full stages back to back.
+    # call would fail, dropping it to scalar code (4x slower); and the full
+    # pass needs x again. So each block's results go to the stack first and
+    # are copied over x after it. (Copying x to the stack first instead
+    # left the block's memory reads to a loop of their own: Zen 5, 1e7
+    # elements, 2 threads, 0.57-0.59 ns/element against 0.40-0.42; in cache
+    # 3 % slower.) A block too short to pipeline (only the last can be) runs
+    # the full stages back to back.
     #
     # No software prefetch: on Zen 5 it made these loops 25 % slower at 1e7
-    # elements (the hardware prefetcher streams them alone).
+    # elements (the hardware prefetcher streams them alone). No
+    # non-temporal stores either (results through the stack, as in place):
+    # 5-20 % slower at 1e7 on Zen 5, where float32 gains from them.
     def loop(x, outputs, n):
         parked = _stack_buffers(width)
-        copied = _stack_buffer_like(x)
+        buffered = _stack_buffers_like(outputs)
         positions = _stack_positions()
         # x may be either output of the fused kernel.
         in_place = _address(x) == _address(outputs[0]) or _address(x) == _address(outputs[-1])
-        step = _IN_PLACE_BLOCK_F64 if in_place else _BLOCK
-        streaming = n >= _STREAMING_MIN_F64 and not in_place
-        for lo in range(0, n, step):
-            m = min(step, n - lo)
+        targets = buffered if in_place else outputs
+        streaming = n >= _STREAMING_MIN_F64
+        for lo in range(0, n, _BLOCK):
+            m = min(_BLOCK, n - lo)
             if m <= _LAG:
                 for i in range(lo, lo + m):
                     _store(outputs, i, result(x[i], terms(x[i], True), True))
                 continue
             source = _offset(x, lo)
+            at = 0 if in_place else lo  # where the block's results go in targets
+            if streaming:
+                largest = back_to_back_block(source, targets, at, m, False)
+            else:
+                largest = block(source, targets, parked, at, m, False)
+            if largest > _NORMAL_RANGE_BITS_F64:
+                beyond_normal_range(source, targets, parked, positions, at, m)
             if in_place:
                 for j in range(m):
-                    copied[j] = source[j]
-                source = copied
-            if streaming:
-                largest = back_to_back_block(source, outputs, lo, m, False)
-            else:
-                largest = block(source, outputs, parked, lo, m, False)
-            if largest > _NORMAL_RANGE_BITS_F64:
-                beyond_normal_range(source, outputs, parked, positions, lo, m)
+                    _store(outputs, lo + j, _load(buffered, j))
 
     loop.__name__ = loop.__qualname__ = f"_{name}_float64_loop"
     return njit(inline="always")(loop)
