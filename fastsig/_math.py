@@ -185,49 +185,50 @@ _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^1
 
 # Every stage below takes full_range, a compile-time constant. True: any x.
 # False (float64): every |x| is at most NORMAL_RANGE_F64, where the clamp
-# does nothing and every result is a normal number, so the clamp and the
-# subnormal rounding are left out (selects on a constant, which LLVM folds
-# away): the same bits, 14-19 % less time (Zen 3). The CPU array loops use
-# it (see _kernels); everything else passes True.
-NORMAL_RANGE_F64 = 708.0  # e^-708 > 2**-1022, the smallest normal float64
+# does nothing and every value the kernels form is a normal number, so the
+# clamp and the subnormal rounding are left out and the power of two goes
+# into the quotient's numerator instead of onto its result (selects on a
+# constant, which LLVM folds away): the same bits, in less time (Zen 3:
+# 14-19 %). The CPU array loops use it (see _kernels); everything else
+# passes True. The bound: e^-600 > 2**-866, so a quotient q of the
+# normal range is above 2**-870 and the residual of its correction, a
+# multiple of ulp(q) 2**-52 when not 0, is at least 2**-975 (and the
+# correction 2**-976): normal numbers, exact as the full kernels' are.
+NORMAL_RANGE_F64 = 600.0
 
 
-# Estrin's scheme instead of Horner's: the same FMAs plus two multiplies
-# (r**2, r**4), but a chain of 4 dependent FMAs instead of 9. The float64
-# loop is bound by that chain's latency as much as by the FMA pipes: 10 %
-# faster measured (Zen 3). The different roundings land in the polynomial
-# term, scaled by r**2 <= 0.12 before it reaches the result.
+# Horner's scheme in r**2 over pairs c[i] + c[i+1] r: the 9 FMAs of
+# Horner's scheme plus r**2 (which the caller needs anyway), in a chain of
+# 5 dependent FMAs instead of 9. (Estrin's scheme, a chain of 4, costs the
+# multiply r**4 more: the float64 loops are bound by the FMA pipes on Zen
+# 5, by the chain's latency on Zen 3, where either scheme beat Horner's by
+# 10 %.) The different roundings land in the polynomial term, scaled by
+# r**2 <= 0.12 before it reaches the result.
 @njit(inline="always")
-def _estrin9(r, c):
-    """c[0] + c[1] r + ... + c[9] r**9."""
-    r2 = r * r
-    r4 = r2 * r2
-    low = fma(fma(c[3], r, c[2]), r2, fma(c[1], r, c[0]))
-    mid = fma(fma(c[7], r, c[6]), r2, fma(c[5], r, c[4]))
-    return fma(fma(fma(c[9], r, c[8]), r4, mid), r4, low)
+def _polynomial9(r, r2, c):
+    """c[0] + c[1] r + ... + c[9] r**9, given r2 = r * r."""
+    p = fma(fma(c[9], r, c[8]), r2, fma(c[7], r, c[6]))
+    p = fma(p, r2, fma(c[5], r, c[4]))
+    p = fma(p, r2, fma(c[3], r, c[2]))
+    return fma(p, r2, fma(c[1], r, c[0]))
 
 
 @njit(inline="always")
 def _reduce(a):
-    """Split -a = kf ln2 + r + r_lo with kf integral and |r| <= ln2/2."""
-    kf = fma(a, -_INV_LN2, _ROUND_MAGIC) - _ROUND_MAGIC
+    """Split -a = kf ln2 + r + r_lo with kf integral and |r| <= ln2/2;
+    also kf + _ROUND_MAGIC, whose low bits are kf as an integer."""
+    shifted = fma(a, -_INV_LN2, _ROUND_MAGIC)
+    kf = shifted - _ROUND_MAGIC
     hi = fma(-kf, _LN2_HI, -a)  # exact: k * _LN2_HI has spare low bits
     r = fma(-kf, _LN2_LO, hi)
     r_lo = fma(-kf, _LN2_LO, hi - r)
-    return kf, r, r_lo
+    return shifted, kf, r, r_lo
 
 
 @njit(inline="always")
 def _pow2(k):
     """2.0**k for an integer k in [-1022, 1023], from its exponent bits."""
     return _int64_bits_to_float64((k + 1023) << 52)
-
-
-@njit(inline="always")
-def _integral_to_int64(kf):
-    """An integral float64 |kf| < 2**51 as an int64: unlike int(kf), this
-    vectorizes on CPUs without AVX-512's float-to-int64 conversion."""
-    return _float64_to_int64_bits(kf + _ROUND_MAGIC) - _MAGIC_BITS
 
 
 @njit(inline="always")
@@ -245,23 +246,25 @@ def _pow2_of_integral(kf):
 # bits.
 @njit(inline="always")
 def exp_f64(x, full_range):
-    """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**kf.
+    """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**kf, and
+    kf as the bits of kf + _ROUND_MAGIC (an integer in stage 2 without
+    another operation).
 
     |x| is clamped to _CLAMP_F64 (with full_range); the pair n_hi + n_lo =
     e^r carries about 100 bits.
     """
     a = abs(x)
     # A select, not min(): a NaN passes and flows into every result.
-    kf, r, r_lo = _reduce(select(full_range, select(a > _CLAMP_F64, _CLAMP_F64, a), a))
-    p = _estrin9(r, _P64)
+    shifted, kf, r, r_lo = _reduce(select(full_range, select(a > _CLAMP_F64, _CLAMP_F64, a), a))
+    r2 = r * r
     # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
     # a rounded 1 + r + tail would cost a quarter ulp before any division.
-    tail = fma(r * r, p, r_lo)
+    tail = fma(r2, _polynomial9(r, r2, _P64), r_lo)
     u_hi = r + tail
     u_lo = (r - u_hi) + tail
     n_hi = 1.0 + u_hi
     n_lo = ((1.0 - n_hi) + u_hi) + u_lo
-    return n_hi, n_lo, kf
+    return n_hi, n_lo, shifted
 
 
 # v * 2**k is formed as (v * 2**(k+600)) * 2**-600: both products are exact,
@@ -285,10 +288,9 @@ def _ldexp_quiet(v, k):
 
 
 @njit(inline="always")
-def _scale_result(v, k, full_range):
-    """v * 2**k for 2**-4 < v < 2 and k <= 0: rounded onto the subnormal
-    grid if need be, or (full_range False) a normal number, exactly."""
-    return select(full_range, _ldexp_quiet(v, k), v * _pow2(k))
+def _residual(q, n_hi, n_lo, d_hi, d_lo):
+    """n - q*d for q close to n/d: the FMA makes n_hi - q*d_hi exact."""
+    return fma(-q, d_hi, n_hi) + fma(-q, d_lo, n_lo)
 
 
 @njit(inline="always")
@@ -296,54 +298,81 @@ def _divide(n_hi, n_lo, q0, d_hi, d_lo):
     """(n_hi + n_lo) / (d_hi + d_lo) as an unevaluated pair (q, c).
 
     q0 = 1/d_hi is the one division the kernels make; the correction c
-    comes from the residual n - q*d, which the FMA makes exact, so q + c is
-    within about half an ulp of the true quotient.
+    comes from the residual n - q*d, so q + c is within about half an ulp
+    of the true quotient.
     """
     q = mul(n_hi, q0)
-    c = mul(fma(-q, d_hi, n_hi) + fma(-q, d_lo, n_lo), q0)
-    return q, c
+    return q, mul(_residual(q, n_hi, n_lo, d_hi, d_lo), q0)
+
+
+@njit(inline="always")
+def _quotient(n_hi, n_lo, q0, d_hi, d_lo):
+    """(n_hi + n_lo) / (d_hi + d_lo) rounded: q + c of _divide in one FMA."""
+    q = mul(n_hi, q0)
+    return fma(_residual(q, n_hi, n_lo, d_hi, d_lo), q0, q)
 
 
 @njit(inline="always")
 def _denominator(exp, full_range):
-    """The denominator 1 + e^-|x| in stage 2: (n_hi, n_lo, k, q0, d_hi, d_lo).
+    """The denominator 1 + t, t = e^-|x|, in stage 2: (t_hi, t_lo, k, q0,
+    d_hi, d_lo), with 1 + t = d_hi + d_lo as an exact pair, q0 = 1/d_hi
+    (the one division of every kernel) and k = kf as an integer.
 
-    1 + t = d_hi + d_lo as an exact pair, q0 = 1/d_hi (the one division of
-    every kernel) and k = kf as an integer.
+    t_hi + t_lo is t itself in the normal range; with full_range it is
+    (n_hi + n_lo) 2**max(kf, -600): below 2**-600, t no longer matters to
+    1 + t, and the cap keeps every value here a normal number (it moves
+    d_lo by less than 2**-600, far below an ulp of n_lo and q). The full
+    kernels then scale the result by 2**kf instead (see _scale_result).
     """
-    n_hi, n_lo, kf = exp
-    k = _integral_to_int64(kf)
-    # Below 2**-600, t no longer matters to 1 + t; capping its exponent there
-    # keeps every intermediate a normal number. (The cap is a float max: AVX2
-    # has no 64-bit integer max.) In the normal range, 2**k is normal itself,
-    # and the cap changes no bit of the results (it moves d_lo by less than
-    # 2**-600, far below an ulp of n_lo and q).
-    scale = select(full_range, _pow2_of_integral(max(kf, -float(_LDEXP_BIAS))), _pow2(k))
-    # t = (n_hi + n_lo) * scale, and n_hi * scale is exact (a power of two
-    # times a normal number), so each FMA below rounds as the product and
-    # sum would: Fast2Sum of 1 + t in one operation and a shorter chain.
-    d_hi = fma(n_hi, scale, 1.0)
-    d_lo = fma(n_hi, scale, 1.0 - d_hi) + n_lo * scale
-    return n_hi, n_lo, k, 1.0 / d_hi, d_hi, d_lo
+    n_hi, n_lo, shifted = exp
+    k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
+    # (The cap is a float max: AVX2 has no 64-bit integer max.)
+    scale = select(full_range, _pow2_of_integral(max(shifted - _ROUND_MAGIC, -float(_LDEXP_BIAS))), _pow2(k))
+    # Exact products: a power of two times a normal number. n_hi is in
+    # [0.7, 1.5], so its product is k added to its exponent (an integer
+    # add instead of a multiply, which competes with the FMAs).
+    t_hi = select(full_range, n_hi * scale, _int64_bits_to_float64(_float64_to_int64_bits(n_hi) + (k << 52)))
+    t_lo = n_lo * scale
+    # Fast2Sum (t_hi <= 1): (1 - d_hi) + t_hi is exact.
+    d_hi = 1.0 + t_hi
+    d_lo = ((1.0 - d_hi) + t_hi) + t_lo
+    return t_hi, t_lo, k, 1.0 / d_hi, d_hi, d_lo
 
 
 @njit(inline="always")
-def _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range):
+def _scale_result(v, k, full_range):
+    """The full kernels' result v * 2**k (2**-4 < v < 2, k <= 0), rounded
+    onto the subnormal grid if need be; in the normal range the numerator
+    already holds 2**k (see _denominator), and v is the result."""
+    return select(full_range, _ldexp_quiet(v, k), v)
+
+
+@njit(inline="always")
+def _numerator(exp, t_hi, t_lo, full_range):
+    """t as the numerator of t/(1 + t): t_hi + t_lo in the normal range;
+    with full_range the pair e^r = n_hi + n_lo, the result to be scaled."""
+    n_hi, n_lo, shifted = exp
+    return select(full_range, n_hi, t_hi), select(full_range, n_lo, t_lo)
+
+
+@njit(inline="always")
+def _sigmoid_f64(x, exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range):
     # 1/(1+t) for x >= 0, t/(1+t) for x < 0: one quotient, its numerator
     # chosen first. (A NaN x takes the x >= 0 side, and 1/(1 + NaN) is NaN.)
     negative = x < 0.0
-    q, c = _divide(select(negative, n_hi, 1.0), select(negative, n_lo, 0.0), q0, d_hi, d_lo)
-    return _scale_result(q + c, select(negative, k, 0), full_range)
+    n_hi, n_lo = _numerator(exp, t_hi, t_lo, full_range)
+    v = _quotient(select(negative, n_hi, 1.0), select(negative, n_lo, 0.0), q0, d_hi, d_lo)
+    return _scale_result(v, select(negative, k, 0), full_range)
 
 
 @njit(inline="always")
-def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range):
+def _derivative_f64(exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range):
     # σ' = t/(1+t)^2: the pair t/(1+t) divided once more by 1 + t, which
     # keeps it within an ulp (s * (1 - s) loses all digits in the tails, and
     # σ(x) * σ(-x) would add two roundings).
+    n_hi, n_lo = _numerator(exp, t_hi, t_lo, full_range)
     ratio, ratio_lo = _divide(n_hi, n_lo, q0, d_hi, d_lo)
-    q, c = _divide(ratio, ratio_lo, q0, d_hi, d_lo)
-    return _scale_result(q + c, k, full_range)
+    return _scale_result(_quotient(ratio, ratio_lo, q0, d_hi, d_lo), k, full_range)
 
 
 # Stage 2 of each float64 kernel. NaN: the compares may set the invalid
@@ -351,22 +380,22 @@ def _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range):
 # never warns.
 @njit(inline="always")
 def sigmoid_f64_result(x, exp, full_range):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
-    return (_sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range),)
+    t_hi, t_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    return (_sigmoid_f64(x, exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range),)
 
 
 @njit(inline="always")
 def sigmoid_derivative_f64_result(x, exp, full_range):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
-    return (_derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range),)
+    t_hi, t_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    return (_derivative_f64(exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range),)
 
 
 @njit(inline="always")
 def sigmoid_and_derivative_f64_result(x, exp, full_range):
-    n_hi, n_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
+    t_hi, t_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
     return (
-        _sigmoid_f64(x, n_hi, n_lo, k, q0, d_hi, d_lo, full_range),
-        _derivative_f64(n_hi, n_lo, k, q0, d_hi, d_lo, full_range),
+        _sigmoid_f64(x, exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range),
+        _derivative_f64(exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range),
     )
 
 
