@@ -14,7 +14,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import run_kernel, to_float16, ufunc, wants_parallel
+from ._kernels import parallel_threads, run_kernel, to_float16, ufunc
 
 ArrayLike = npt.ArrayLike
 #: What the functions return: an ndarray, a NumPy scalar for scalar input,
@@ -68,12 +68,13 @@ def _unary(name: str, x: Any, out: Any) -> Result:
     costs little more than np.exp's, and the parallel path a few µs."""
     if type(x) is _ndarray and ((dtype := x.dtype) is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):
         size = x.size
-        if size < _SMALL or not wants_parallel(name, size, dtype):
+        threads = 0 if size < _SMALL else parallel_threads(name, size, dtype)
+        if not threads:
             u = _UFUNCS.get(name) or _load(name)
             return u(x) if out is None else u(x, out=out)  # a keyword costs a ufunc call 50 ns
         if _kernel_layout(x) and (out is None or (_kernel_layout(out) and (out is x or _apart(out, x)))):
             result = np.empty_like(x) if out is None else out
-            run_kernel(name, _c_order_1d(x), _c_order_1d(result))
+            run_kernel(name, threads, _c_order_1d(x), _c_order_1d(result))
             return result
     return _call(name, (x,), out)
 
@@ -182,8 +183,9 @@ def _call(name: str, args: tuple, out: Any) -> Result:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     outs = _check_out(out, shape, nout, name)
 
-    if wants_parallel(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute):
-        done = _run_parallel(name, arrays, outs, shape, compute, result_dtype)
+    threads = parallel_threads(name, arrays[0].size if len(arrays) == 1 else math.prod(shape), compute)
+    if threads:
+        done = _run_parallel(name, threads, arrays, outs, shape, compute, result_dtype)
         if done is not None:
             return done if nout > 1 else done[0]
 
@@ -231,7 +233,7 @@ def _rows(arrays: list[np.ndarray]) -> list[np.ndarray] | None:
     return views
 
 
-def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | None:
+def _run_parallel(name, threads, arrays, outs, shape, compute, result_dtype) -> tuple | None:
     """Run the parallel kernel when the operands are 1-D (any strides),
     contiguous in one layout, or viewable as rows (a slice of a matrix),
     else None."""
@@ -260,7 +262,7 @@ def _run_parallel(name, arrays, outs, shape, compute, result_dtype) -> tuple | N
         views = _rows(operands)
         if views is None:
             return None
-    run_kernel(name, *views)
+    run_kernel(name, threads, *views)
     if outs is None and result_dtype is _F16:
         results = tuple(_to_float16(r) for r in results)
     return results
@@ -385,12 +387,13 @@ def sigmoid_and_derivative(
         )
     ):  # the common case, as in _unary
         size = x.size
-        if size < _SMALL or not wants_parallel("sigmoid_and_derivative", size, dtype):
+        threads = 0 if size < _SMALL else parallel_threads("sigmoid_and_derivative", size, dtype)
+        if not threads:
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             return u(x) if out is None else u(x, out=out)
         if _kernel_layout(x) and (out is None or all(_kernel_layout(o) and (o is x or _apart(o, x)) for o in out)):
             results = (np.empty_like(x), np.empty_like(x)) if out is None else out
-            run_kernel("sigmoid_and_derivative", _c_order_1d(x), *(_c_order_1d(r) for r in results))
+            run_kernel("sigmoid_and_derivative", threads, _c_order_1d(x), *(_c_order_1d(r) for r in results))
             return results
     return _call("sigmoid_and_derivative", (x,), out)
 
@@ -425,12 +428,12 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
             return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
         if (
             grad_output.shape == output.shape
-            and wants_parallel("sigmoid_backward", size, dtype)
+            and (threads := parallel_threads("sigmoid_backward", size, dtype))
             and output.flags.c_contiguous
             and grad_output.flags.c_contiguous
         ):
             result = np.empty_like(output)
-            run_kernel("sigmoid_backward", _c_order_1d(grad_output), _c_order_1d(output), _c_order_1d(result))
+            run_kernel("sigmoid_backward", threads, _c_order_1d(grad_output), _c_order_1d(output), _c_order_1d(result))
             return result
     return _call("sigmoid_backward", (grad_output, output), out)
 

@@ -11,11 +11,11 @@
   setting up all of Numba),
 * the parallel kernels, which run a ufunc's inner loop on one chunk per
   thread of 1-D arrays (contiguous or strided),
-* :func:`wants_parallel`, the one place that decides which of them runs,
+* :func:`parallel_threads`, the one place that decides which of them runs,
 * the thread settings.
 
 The public functions in :mod:`fastsig._api` only resolve dtypes, shapes and
-``out=`` and then call what :func:`wants_parallel` picks.
+``out=`` and then call what :func:`parallel_threads` picks.
 """
 
 from __future__ import annotations
@@ -1073,27 +1073,31 @@ PARALLEL_MIN_SIZE = {
 _PARALLEL_MIN = {name: {np.dtype(k): v for k, v in sizes.items()} for name, sizes in PARALLEL_MIN_SIZE.items()}
 
 
-def wants_parallel(name: str, size: int, dtype: np.dtype) -> bool:
-    """Should an operation on this many elements of ``dtype`` (the dtype it
-    computes in) run the parallel kernel?
+def parallel_threads(name: str, size: int, dtype: np.dtype) -> int:
+    """The threads an operation on this many elements of ``dtype`` (the
+    dtype it computes in) runs on: 0 for the serial ufunc.
 
     The one place that chooses between the parallel kernel and the serial
     ufunc; the caller still takes the ufunc when the operands are not
-    contiguous in one layout.
+    contiguous in one layout. (The thread count is read here, inline: every
+    function call is 2-3 % of a parallel call's Python time.)
     """
-    return size >= _PARALLEL_MIN[name][dtype] and get_num_threads() > 1
+    cap = _settings.threads
+    threads = _default_threads if cap is None else cap
+    return threads if threads > 1 and size >= _PARALLEL_MIN[name][dtype] else 0
 
 
-def run_kernel(name: str, *arrays: np.ndarray) -> None:
-    """Run kernel ``name`` on 1-D or 2-D arrays of one shape (inputs, then
-    outputs; any strides), in parallel unless another Python thread already
-    is: then with the serial ufunc in this one."""
-    if _parallel_lock.acquire(blocking=False):
+def run_kernel(name: str, threads: int, *arrays: np.ndarray) -> None:
+    """Run kernel ``name`` on ``threads`` threads on 1-D or 2-D arrays of
+    one shape (inputs, then outputs; any strides), in parallel unless
+    another Python thread already is: then with the serial ufunc in this
+    one."""
+    if _parallel_lock.acquire(False):  # positionally: a keyword costs 0.1 µs
         try:
             # One chunk per thread: a prange over `threads` chunks uses at most
             # that many of Numba's threads, so Numba's own setting stays as is.
-            kernel = (PARALLEL if arrays[0].ndim == 1 else PARALLEL_ROWS)[name]
-            kernel(get_num_threads(), *ufunc_loop(name, arrays[-1].dtype), *arrays)
+            loop = _UFUNC_LOOPS.get((name, arrays[-1].dtype)) or ufunc_loop(name, arrays[-1].dtype)
+            (PARALLEL if arrays[0].ndim == 1 else PARALLEL_ROWS)[name](threads, *loop, *arrays)
         finally:
             _parallel_lock.release()
     else:

@@ -198,7 +198,7 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
             assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
             in_place = x.copy()  # and through the parallel kernel, which calls the loop itself
             outs = tuple(in_place if k == where else np.empty_like(x) for k in range(len(got)))
-            _kernels.run_kernel(name, in_place, *outs)
+            _kernels.run_kernel(name, 2, in_place, *outs)  # two chunks
             assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
 
 
@@ -466,7 +466,7 @@ def test_sigmoid_backward(n, rng):
 def test_sigmoid_backward_parallel_layouts(dtype, shape, rng):
     """Large arrays take the parallel kernel (C order) or the ufunc (Fortran
     order, mixed dtypes): the same values either way."""
-    assert _kernels.wants_parallel("sigmoid_backward", int(np.prod(shape)), np.dtype(dtype))
+    assert _kernels.parallel_threads("sigmoid_backward", int(np.prod(shape)), np.dtype(dtype)) == fastsig.get_num_threads()
     g = rng.standard_normal(shape).astype(dtype)
     y = fastsig.sigmoid(rng.standard_normal(shape).astype(dtype))
     expected = g * (y * (dtype(1) - y))
