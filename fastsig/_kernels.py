@@ -1,9 +1,8 @@
 """All the Numba machinery of fastsig lives here.
 
-* the array loops over contiguous 1-D memory, one per operation and dtype,
-  from the scalar math of :mod:`fastsig._math` (float64: scalar code that
-  LLVM vectorizes, run pipelined; float32: that math as explicit vector
-  code, see :mod:`fastsig._lanes`),
+* the array loops over contiguous 1-D memory, one per operation and dtype:
+  the scalar math of :mod:`fastsig._math` run as explicit vector code (see
+  :mod:`fastsig._lanes`),
 * the serial NumPy ufuncs, whose inner loops are ``@cfunc``s that call
   those loops (compiled as cfuncs too) on contiguous operands at once and
   on strided ones block by block through the stack (built on first use, so
@@ -85,21 +84,6 @@ def _aligned_alloca(builder, element):
 
 
 @intrinsic
-def _stack_buffers(typingctx, count):
-    """A tuple of ``count`` (a literal) float64 buffers of _BLOCK elements on the stack."""
-    if not isinstance(count, types.IntegerLiteral):
-        return None
-    result_type = types.UniTuple(types.CPointer(types.float64), count.literal_value)
-
-    def codegen(context, builder, signature, args):
-        element = context.get_value_type(types.float64)
-        buffers = [_aligned_alloca(builder, element) for _ in range(count.literal_value)]
-        return context.make_tuple(builder, result_type, buffers)
-
-    return result_type(count), codegen
-
-
-@intrinsic
 def _stack_buffers_like(typingctx, pointers):
     """A tuple of buffers of _BLOCK elements on the stack, one per pointer of the tuple."""
     if not (isinstance(pointers, types.UniTuple) and isinstance(pointers.dtype, types.CPointer)):
@@ -123,47 +107,6 @@ def _stack_buffer_like(typingctx, pointer):
         return _aligned_alloca(builder, context.get_value_type(pointer.dtype))
 
     return pointer(pointer), codegen
-
-
-@intrinsic
-def _stack_positions(typingctx):
-    """A buffer of _BLOCK int64 on the stack (element positions)."""
-
-    def codegen(context, builder, signature, args):
-        return _aligned_alloca(builder, context.get_value_type(types.int64))
-
-    return types.CPointer(types.int64)(), codegen
-
-
-_SAME_WIDTH_INT = {types.float64: types.int64, types.float32: types.int32}
-
-
-@intrinsic
-def _abs_bits(typingctx, value):
-    """The bits of |value| as a signed integer of its width: ordered as the
-    magnitudes are, with every NaN above infinity."""
-    if value not in _SAME_WIDTH_INT:
-        return None
-    result_type = _SAME_WIDTH_INT[value]
-
-    def codegen(context, builder, signature, args):
-        int_type = context.get_value_type(result_type)
-        bits = builder.bitcast(args[0], int_type)
-        return builder.and_(bits, ir.Constant(int_type, (1 << (int_type.width - 1)) - 1))
-
-    return result_type(value), codegen
-
-
-@intrinsic
-def _offset(typingctx, pointer, i):
-    """``pointer + i``: a typed pointer to element i."""
-    if not (isinstance(pointer, types.CPointer) and isinstance(i, types.Integer)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.gep(args[0], [args[1]])
-
-    return pointer(pointer, i), codegen
 
 
 @intrinsic
@@ -208,188 +151,30 @@ def _load(typingctx, pointers, i):
 # function would bring in Numba's runtime (NRT), which the fast cache load
 # in _CachedLoop does not set up.
 #
-# float64 (the float32 loops are further below): each kernel is two
-# stages (see _math), terms, then result. A loop running them back to back
-# per element is bound by latency, not by the FMA pipes: each element's
-# chain is about 120 cycles and ends in a 13-cycle division, and the
-# instructions waiting on it fill the CPU's scheduler before the pipes are
-# busy. So the loops run the stages _LAG elements apart: one iteration
-# computes the terms of element j + _LAG and the result of element j, the
-# terms parked in stack buffers in between, and a division starts as soon
-# as its iteration does. The same bits. Measured against the loops run
-# back to back, one core: Zen 3 10-14 % faster (the fused kernel 4 %, its
-# second stage is most of it), Zen 5 15-30 % in cache. Blocks of _BLOCK
-# elements keep the buffers on the stack and in L1. The blocks first run
-# the stages for the normal range (see _math and the loop below).
-#
-# What did not help: a third stage for the range reduction (in C, 22 %
-# over back to back; in Numba no better than two), _LAG 8 or 32, and one
-# buffer holding all values at a stride of _BLOCK instead of one buffer
-# each: LLVM then reloaded 14 constants inside the (then float64-based)
-# float32 loop (14 % slower), a register-allocation accident worth
-# re-checking with inspect_asm after any change here.
-_BLOCK = 1024
-_LAG = 16
-# From this many elements (one thread's share of the array: 16 MiB of x,
-# past the L2 cache and half the L3), the float64 normal-range pass runs
-# its stages back to back instead. The pipelined loop stores 3 parked
-# values per element besides the result; while the result's stores wait
-# for memory they fill the store queue, and the arithmetic stops
-# overlapping memory. Measured on Zen 5, one thread, back to back /
-# pipelined: 1.15-1.24 at 262,144 elements, 0.98-1.11 at 1e6, 0.87 at
-# 3e6, 0.72-0.92 at 1e7 (σ, σ' and fused). In place too since its results
-# go through the stack (see the loop): Zen 5, 2 threads, 1e7 elements,
-# 0.40-0.41 ns/element against 0.52 pipelined.
-_STREAMING_MIN_F64 = 1 << 21
+# Both dtypes run the math of _math as explicit vector code (_lanes): the
+# float64 kernels look up 2**(j/8) in a table of 8, the float32 ones
+# 2**(j/16) in a table of 16, which a scalar loop's vectorizer turns into
+# gathers or gives up on (float64: 3.3 ns per element, 5x slower), and
+# which is one permute per vector here. A step is _BLOCKS[dtype] vectors of
+# 16 lanes, their instructions interleaved, so that each lane's long chain
+# of dependent operations (the division alone takes 13 cycles) has
+# independent work beside it. The first pass computes the lanes in range
+# (float64: |x| <= NORMAL_RANGE_F64, float32: FAST_RANGE_F32; NaN inside)
+# and stores those only; a second vector pass, run only on steps with lanes
+# outside, computes them from x, which is still intact for them in place
+# (float64: the full kernels; float32: the wide functions in float64 lanes,
+# or the cheap saturated values).
+_BLOCK = 1024  # elements of the stack buffers
 
-# The bits of float64's normal range as an integer (see _abs_bits).
-_NORMAL_RANGE_BITS_F64 = int(np.float64(_math.NORMAL_RANGE_F64).view(np.int64))
-_INFINITY_BITS_F64 = int(np.float64(np.inf).view(np.int64))
-# A block with up to this many x beyond the normal range has them computed
-# one by one by the full stages; more, the whole block again in full (about
-# 2 µs for 1,024 elements, against about 10 ns per element one by one).
-_FIX_UP_MAX = 64
-
-# Stages of each float64 kernel: (terms, result, how many values terms
-# returns). Both take full_range last (see _math).
-_STAGES_F64 = {
-    "sigmoid": (_math.exp_f64, _math.sigmoid_f64_result, 3),
-    "sigmoid_derivative": (_math.exp_f64, _math.sigmoid_derivative_f64_result, 3),
-    "sigmoid_and_derivative": (_math.exp_f64, _math.sigmoid_and_derivative_f64_result, 3),
-}
-
-
-def _float64_array_loop(name: str):
-    """``loop(x, outputs, n)`` for float64 kernel ``name``: x a typed
-    pointer, outputs a tuple of typed pointers, n the length. Blocks of x
-    run pipelined or back to back (see the comments below).
-
-    The loop closes over the stage dispatchers, which a cached kernel must
-    not (see above); it is safe here because the loop is only ever inlined,
-    never compiled or cached on its own: the cached ufunc loops reach it as
-    a global of their _specialize'd copies, which the cache does not pickle.
-    """
-    terms, result, width = _STAGES_F64[name]
-
-    # Both blocks write the m elements of source into outputs from lo and
-    # return the largest |x| of the block as an integer of its bits (a NaN's
-    # are larger than any number's): an integer max, which LLVM vectorizes
-    # at the element's width (a float max would not be), computed alongside
-    # the terms.
-    @njit(inline="always")
-    def back_to_back_block(source, outputs, lo, m, full_range):
-        largest = _abs_bits(source[0])
-        for j in range(m):
-            largest = max(largest, _abs_bits(source[j]))
-            _store(outputs, lo + j, result(source[j], terms(source[j], full_range), full_range))
-        return largest
-
-    # m > _LAG; `parked` holds the terms of _LAG elements.
-    @njit(inline="always")
-    def block(source, outputs, parked, lo, m, full_range):
-        largest = _abs_bits(source[0])
-        for j in range(_LAG):
-            largest = max(largest, _abs_bits(source[j]))
-            _store(parked, j, terms(source[j], full_range))
-        for j in range(m - _LAG):
-            largest = max(largest, _abs_bits(source[j + _LAG]))
-            _store(parked, j + _LAG, terms(source[j + _LAG], full_range))
-            _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
-        for j in range(m - _LAG, m):
-            _store(outputs, lo + j, result(source[j], _load(parked, j), full_range))
-        return largest
-
-    # The x of a block beyond the normal range (708 < |x| <= inf) need the
-    # full stages, over the garbage the normal pass wrote for them: one by
-    # one when they are few, else the whole block again. A NaN's results
-    # are NaN from the normal pass already (NaN flows through every
-    # operation): NaN-riddled data (missing values) would otherwise run
-    # every block twice, 1.8x slower than the NumPy baseline at 1 % NaN.
-    # (Their positions are listed first: a loop over the block with the
-    # computation under a condition is vectorized with masked stores, which
-    # computes every element.)
-    @njit(inline="always")
-    def beyond_normal_range(source, outputs, parked, positions, lo, m):
-        count = 0  # a vectorized count first: a block of NaNs and numbers stops here
-        for j in range(m):
-            bits = _abs_bits(source[j])
-            if bits > _NORMAL_RANGE_BITS_F64 and bits <= _INFINITY_BITS_F64:
-                count += 1
-        if count > _FIX_UP_MAX:
-            block(source, outputs, parked, lo, m, True)
-        elif count > 0:
-            count = 0
-            for j in range(m):
-                bits = _abs_bits(source[j])
-                if bits > _NORMAL_RANGE_BITS_F64 and bits <= _INFINITY_BITS_F64:
-                    positions[count] = j
-                    count += 1
-            for i in range(count):
-                j = positions[i]
-                _store(outputs, lo + j, result(source[j], terms(source[j], True), True))
-
-    # Every block first runs the kernels for the normal range (see _math),
-    # checking its |x| on the way; a block with any |x| outside it (or a
-    # NaN) then goes to beyond_normal_range. (A separate checking pass
-    # before the arithmetic waited for each block's memory: at 1e7 elements
-    # it cost all that the normal range saves, on Zen 5 15-20 % in cache
-    # too.)
-    #
-    # In place (x is an output): LLVM vectorizes a loop over two pointers
-    # only after a runtime check that they do not overlap, which an in-place
-    # call would fail, dropping it to scalar code (4x slower); and the full
-    # pass needs x again. So each block's results go to the stack first and
-    # are copied over x after it. (Copying x to the stack first instead
-    # left the block's memory reads to a loop of their own: Zen 5, 1e7
-    # elements, 2 threads, 0.57-0.59 ns/element against 0.40-0.42; in cache
-    # 3 % slower.) A block too short to pipeline (only the last can be) runs
-    # the full stages back to back.
-    #
-    # No software prefetch: on Zen 5 it made these loops 25 % slower at 1e7
-    # elements (the hardware prefetcher streams them alone). No
-    # non-temporal stores either (results through the stack, as in place):
-    # 5-20 % slower at 1e7 on Zen 5, where float32 gains from them.
-    def loop(x, outputs, n):
-        parked = _stack_buffers(width)
-        buffered = _stack_buffers_like(outputs)
-        positions = _stack_positions()
-        # x may be either output of the fused kernel.
-        in_place = _address(x) == _address(outputs[0]) or _address(x) == _address(outputs[-1])
-        targets = buffered if in_place else outputs
-        streaming = n >= _STREAMING_MIN_F64
-        for lo in range(0, n, _BLOCK):
-            m = min(_BLOCK, n - lo)
-            if m <= _LAG:
-                for i in range(lo, lo + m):
-                    _store(outputs, i, result(x[i], terms(x[i], True), True))
-                continue
-            source = _offset(x, lo)
-            at = 0 if in_place else lo  # where the block's results go in targets
-            if streaming:
-                largest = back_to_back_block(source, targets, at, m, False)
-            else:
-                largest = block(source, targets, parked, at, m, False)
-            if largest > _NORMAL_RANGE_BITS_F64:
-                beyond_normal_range(source, targets, parked, positions, at, m)
-            if in_place:
-                for j in range(m):
-                    _store(outputs, lo + j, _load(buffered, j))
-
-    loop.__name__ = loop.__qualname__ = f"_{name}_float64_loop"
-    return njit(inline="always")(loop)
-
-
-# float32: the fast-range math of _math as 16-lane vector code (_lanes),
-# _BLOCKS_F32 vectors per call, their instructions interleaved. Lanes
-# outside the fast range (|x| > 64, inf) are not stored by it; a
-# second vector pass, only on steps that have such lanes, computes them in
-# float64 lanes (the wide functions, the scalar code's bits); in place, x
-# is still intact for them. Measured on
-# Zen 4, one core, 16384 elements, blocks of 1, 2, 3 and 4 vectors: 0.532,
-# 0.509, 0.506 and 0.488 ns/element (an earlier version of the math; more
-# blocks would not fit the registers: 4 already spill a few values).
+# Vectors per step. Measured on Zen 4, one core, 16384 elements, float32
+# blocks of 1, 2, 3 and 4 vectors: 0.532, 0.509, 0.506 and 0.488
+# ns/element (an earlier version of the math; more would not fit the
+# registers: 4 already spill a few values). float64 vectors of 16 lanes
+# are two registers each: Zen 5, 1, 2 and 3 of them: see _BLOCKS_F64.
 _BLOCKS_F32 = 4
-_STEP_F32 = _BLOCKS_F32 * _lanes.LANES
+_BLOCKS_F64 = 4
+_STEPS = {types.float32: _BLOCKS_F32 * _lanes.LANES, types.float64: _BLOCKS_F64 * _lanes.LANES}
+
 _FLOAT32_RESULTS = {
     "sigmoid": (_math.sigmoid_f32_from_pair,),
     "sigmoid_derivative": (_math.sigmoid_derivative_f32_from_pair,),
@@ -404,18 +189,25 @@ _FLOAT32_WIDE = {  # the same for the lanes outside the fast range
     "sigmoid_derivative": (_math.sigmoid_derivative_f32_wide,),
     "sigmoid_and_derivative": (_math.sigmoid_f32_wide, _math.sigmoid_derivative_f32_wide),
 }
+# float64: stage 2 of each kernel (after _math.exp_f64), all outputs at once.
+_FLOAT64_RESULTS = {
+    "sigmoid": _math.sigmoid_f64_result,
+    "sigmoid_derivative": _math.sigmoid_derivative_f64_result,
+    "sigmoid_and_derivative": _math.sigmoid_and_derivative_f64_result,
+}
+_OUTPUTS = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2}
 
 
-def _float32_lane_operands(x, outputs, count: int, lo) -> bool:
-    """Are these the types the float32 lane intrinsics take: a float32
+def _lane_operands(x, outputs, count: int, lo) -> bool:
+    """Are these the types the lane intrinsics take: a float32 or float64
     pointer, a tuple of ``count`` more, an integer index?"""
-    return (x == types.CPointer(types.float32) and isinstance(outputs, types.UniTuple)
+    return (isinstance(x, types.CPointer) and x.dtype in _STEPS and isinstance(outputs, types.UniTuple)
             and len(outputs) == count and outputs.dtype == x and isinstance(lo, types.Integer))
 
 
 def _load_step(builder, pointer, output_pointers, index, count: int, blocks: int):
     """(the ``blocks`` vectors of x from index, the outputs' addresses there):
-    what every float32 lane intrinsic starts from."""
+    what every lane intrinsic starts from."""
     values = _lanes.load(builder, builder.gep(pointer, [index]), blocks)
     targets = [builder.gep(builder.extract_value(output_pointers, k), [index]) for k in range(count)]
     return values, targets
@@ -426,33 +218,38 @@ def _no_lanes(builder, bits):
     return builder.icmp_unsigned("==", bits, ir.Constant(bits.type, 0))
 
 
-def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
-    """An intrinsic ``lanes(x, outputs, lo, streaming)``: kernel ``name`` on
-    the ``blocks`` * 16 elements of x from lo, into outputs[k] where |x| <=
-    FAST_RANGE_F32, returning the other lanes (left untouched) as the bits
-    of an int64. ``streaming`` (a boolean): when every lane is in the
-    range, the results go out as non-temporal stores (outputs[k] + lo must
-    then be 64-byte aligned)."""
-    emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
-    emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
+def _in_range_lanes(compute, bound: float, count: int, blocks: int):
+    """An intrinsic ``lanes(x, outputs, lo, streaming)``: ``compute`` (Lanes
+    of x -> a list of ``count`` results) on the ``blocks`` * 16 elements of
+    x from lo, into outputs[k] where |x| <= bound (NaN too), returning the
+    other lanes (left untouched) as the bits of an int64. ``streaming`` (a
+    boolean): when every lane is in the range, the results go out as
+    non-temporal stores (outputs[k] + lo must then be 64-byte aligned)."""
+    assert blocks * _lanes.LANES <= 64, "the lane mask is an int64"
 
     @intrinsic
     def lanes(typingctx, x, outputs, lo, streaming):
-        if not (_float32_lane_operands(x, outputs, len(emit_results), lo) and isinstance(streaming, types.Boolean)):
+        if not (_lane_operands(x, outputs, count, lo) and isinstance(streaming, types.Boolean)):
             return None
 
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index, stream = args
-            values, targets = _load_step(builder, pointer, output_pointers, index, len(emit_results), blocks)
-            inside = _lanes.invert(abs(values) > _math.FAST_RANGE_F32)  # NaN inside (see _math)
+            values, targets = _load_step(builder, pointer, output_pointers, index, count, blocks)
+            inside = _lanes.invert(abs(values) > bound)  # NaN inside (see _math)
             outside = _lanes.mask_bits(_lanes.invert(inside))
-            terms = emit_terms(values)
-            results = [emit(values, terms) for emit in emit_results]
-            with builder.if_else(builder.and_(stream, _no_lanes(builder, outside))) as (streamed, stored):
-                with streamed:
-                    for result, target in zip(results, targets):
-                        _lanes.store_streaming(result, target)
-                with stored:
+            results = compute(values)
+            # Plain stores where every lane is in range: a masked store to a
+            # line not in the cache took 2-3x as long (Zen 5, float64, 1e7).
+            with builder.if_else(_no_lanes(builder, outside)) as (every_lane, some_lanes):
+                with every_lane:
+                    with builder.if_else(stream) as (streamed, stored):
+                        with streamed:
+                            for result, target in zip(results, targets):
+                                _lanes.store_streaming(result, target)
+                        with stored:
+                            for result, target in zip(results, targets):
+                                _lanes.store(result, target)
+                with some_lanes:
                     for result, target in zip(results, targets):
                         _lanes.store_where(result, target, inside)
             return outside
@@ -460,6 +257,54 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
         return types.int64(x, outputs, lo, streaming), codegen
 
     return lanes
+
+
+def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
+    """The in-range pass of float32 kernel ``name`` (see _in_range_lanes)."""
+    emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
+    emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
+
+    def compute(values):
+        terms = emit_terms(values)
+        return [emit(values, terms) for emit in emit_results]
+
+    return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks)
+
+
+def _float64_lanes(name: str, blocks: int = _BLOCKS_F64):
+    """The in-range pass of float64 kernel ``name``: the normal range (see
+    _in_range_lanes and _math)."""
+    emit_terms = _lanes.for_lanes(_math.exp_f64)
+    emit_results = _lanes.for_lanes(_FLOAT64_RESULTS[name])
+    return _in_range_lanes(lambda values: list(emit_results(values, emit_terms(values, False), False)),
+                           _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks)
+
+
+def _float64_outside_lanes(name: str, blocks: int = _BLOCKS_F64):
+    """An intrinsic ``outside_lanes(x, outputs, lo, outside)``: the full
+    kernels of float64 kernel ``name`` for the lanes of ``outside`` (bits
+    as lanes returns them: |x| > NORMAL_RANGE_F64, inf), into outputs[k]."""
+    emit_terms = _lanes.for_lanes(_math.exp_f64)
+    emit_results = _lanes.for_lanes(_FLOAT64_RESULTS[name])
+    count = _OUTPUTS[name]
+
+    @intrinsic
+    def outside_lanes(typingctx, x, outputs, lo, outside):
+        if not (_lane_operands(x, outputs, count, lo) and isinstance(outside, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            pointer, output_pointers, index, outside_bits = args
+            values, targets = _load_step(builder, pointer, output_pointers, index, count, blocks)
+            pending = _lanes.lanes_of(builder, outside_bits, blocks)
+            results = emit_results(values, emit_terms(values, True), True)
+            for target, result in zip(targets, results):
+                _lanes.store_where(result, target, pending)
+            return context.get_dummy_value()
+
+        return types.none(x, outputs, lo, outside), codegen
+
+    return outside_lanes
 
 
 def _float32_outside_lanes(name: str, blocks: int = _BLOCKS_F32):
@@ -476,7 +321,7 @@ def _float32_outside_lanes(name: str, blocks: int = _BLOCKS_F32):
 
     @intrinsic
     def outside_lanes(typingctx, x, outputs, lo, outside):
-        if not (_float32_lane_operands(x, outputs, len(emit_wide), lo) and isinstance(outside, types.Integer)):
+        if not (_lane_operands(x, outputs, len(emit_wide), lo) and isinstance(outside, types.Integer)):
             return None
 
         def codegen(context, builder, signature, args):
@@ -519,13 +364,13 @@ def _store_fence(typingctx):
 
 
 if platform.machine() in ("x86_64", "AMD64"):
-    _STREAMING_F32 = True
+    _STREAMING = True
 
     @njit(inline="always")
     def _fence_streaming_stores():
         _store_fence()
 else:
-    _STREAMING_F32 = False
+    _STREAMING = False
 
     @njit(inline="always")
     def _fence_streaming_stores():
@@ -536,18 +381,25 @@ else:
 # L3 cache with the input), out-of-place float32 results are written with
 # non-temporal stores: a result that large leaves the cache before anyone
 # reads it, and a plain store first reads each line in (12 bytes of
-# traffic per element instead of 8).
-_STREAMING_MIN_F32 = 1 << 21
+# traffic per element instead of 8). float64: see _STREAMING_MIN.
+_STREAMING_MIN = {types.float32: 1 << 21, types.float64: 1 << 21}
+_ITEMSIZE = {types.float32: 4, types.float64: 8}
 
 
-def _float32_array_loop(name: str):
-    """``loop(x, outputs, n)`` for float32 kernel ``name`` (as the float64 one)."""
-    lanes = _float32_lanes(name)
-    outside_lanes = _float32_outside_lanes(name)
-    one_vector = _float32_lanes(name, blocks=1)
-    one_vector_outside = _float32_outside_lanes(name, blocks=1)
+def _array_loop(name: str, element_type):
+    """``loop(x, outputs, n)`` for kernel ``name`` on typed pointers of
+    ``element_type``: x, a tuple of outputs, the length."""
+    if element_type == types.float32:
+        lanes, outside_lanes = _float32_lanes(name), _float32_outside_lanes(name)
+        one_vector, one_vector_outside = _float32_lanes(name, blocks=1), _float32_outside_lanes(name, blocks=1)
+    else:
+        lanes, outside_lanes = _float64_lanes(name), _float64_outside_lanes(name)
+        one_vector, one_vector_outside = _float64_lanes(name, blocks=1), _float64_outside_lanes(name, blocks=1)
+    step_size = _STEPS[element_type]
+    itemsize = _ITEMSIZE[element_type]
+    streaming_min = _STREAMING_MIN[element_type]
 
-    # Fewer than _STEP_F32 elements from lo: the vector code, one vector at
+    # Fewer than a step's elements from lo: the vector code, one vector at
     # a time, on a zero-padded copy on the stack (the scalar functions take
     # ~5 ns per element, a quarter of a 1000-element call).
     @njit(inline="always")
@@ -556,7 +408,7 @@ def _float32_array_loop(name: str):
         results = _stack_buffers_like(outputs)
         for j in range(m):
             padded[j] = x[lo + j]
-        for j in range(m, _STEP_F32):
+        for j in range(m, step_size):
             padded[j] = 0
         for block in range(0, m, _lanes.LANES):
             outside = one_vector(padded, results, block, False)
@@ -573,13 +425,13 @@ def _float32_array_loop(name: str):
     def loop(x, outputs, n):
         first = _address(outputs[0])
         last = _address(outputs[-1])
-        streaming = (_STREAMING_F32 and n >= _STREAMING_MIN_F32 and first % 4 == 0 and last % 64 == first % 64
+        streaming = (_STREAMING and n >= streaming_min and first % itemsize == 0 and last % 64 == first % 64
                      and first != _address(x) and last != _address(x))
-        start = ((64 - first % 64) % 64) // 4 if streaming else 0
-        whole = n - (n - start) % _STEP_F32
+        start = ((64 - first % 64) % 64) // itemsize if streaming else 0
+        whole = n - (n - start) % step_size
         lead = 1 if start > 0 else 0  # the plain step at 0
-        for i in range((whole - start) // _STEP_F32 + lead):
-            step = 0 if i < lead else start + (i - lead) * _STEP_F32
+        for i in range((whole - start) // step_size + lead):
+            step = 0 if i < lead else start + (i - lead) * step_size
             outside = lanes(x, outputs, step, streaming and i >= lead)
             if outside != 0:
                 outside_lanes(x, outputs, step, outside)
@@ -588,15 +440,12 @@ def _float32_array_loop(name: str):
         if whole < n:
             partial_step(x, outputs, whole, n - whole)
 
-    loop.__name__ = loop.__qualname__ = f"_{name}_float32_loop"
+    loop.__name__ = loop.__qualname__ = f"_{name}_{element_type}_loop"
     return njit(inline="always")(loop)
 
 
 #: The array loops by operation and dtype: what every CPU path runs on contiguous memory.
-_ARRAY_LOOPS = {
-    **{(name, types.float64): _float64_array_loop(name) for name in _STAGES_F64},
-    **{(name, types.float32): _float32_array_loop(name) for name in _FLOAT32_RESULTS},
-}
+_ARRAY_LOOPS = {(name, t): _array_loop(name, t) for name in _OUTPUTS for t in (types.float64, types.float32)}
 
 #: The scalar functions of the backward step (its ufunc loops have no array loop).
 _SCALARS = {

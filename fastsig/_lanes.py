@@ -1,12 +1,13 @@
-"""The float32 math of :mod:`fastsig._math`, emitted as explicit 16-lane LLVM vector code.
+"""The math of :mod:`fastsig._math`, emitted as explicit 16-lane LLVM vector code.
 
-Why: the float32 kernels look up 2**(-j/16) in a table of 16 entries. In a
-scalar loop, LLVM's loop vectorizer turns that lookup into a gather (or
-gives up), which costs more than the rest of the kernel; as vector code,
-the table is one register and the lookup one permute (``vpermps`` on
-AVX-512, from the generic IR below). And the lanes outside the fast range
-(|x| > 64, in float64 arithmetic) would otherwise go one by one through
-the scalar code. So the CPU array loops run the very Python functions of
+Why: the kernels look up 2**(j/16) (float32) or 2**(j/8) (float64) in a
+table. In a scalar loop, LLVM's loop vectorizer turns that lookup into a
+gather (or gives up: float64 then ran 5x slower), which costs more than
+the rest of the kernel; as vector code, the table is one register and the
+lookup one permute (``vpermps``, ``vpermpd`` on AVX-512, from the generic
+IR below). And the lanes outside the vector pass's range (float32 |x| >
+64, in float64 arithmetic; float64 |x| > 600) would otherwise go one by
+one through the scalar code. So the CPU array loops run the very Python functions of
 :mod:`fastsig._math` once more, with their primitives (``fma``, ``mul``,
 ``select``, ``f32``, ``lookup``, ``types.float64``, ...) rebound to the ones
 here, on :class:`Lanes` values that emit IR as they are combined: one
@@ -160,13 +161,21 @@ def _mul(a: Lanes, b: Lanes | float) -> Lanes:
     return a * b
 
 
-def select(condition: Lanes, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
-    """Per lane, ``if_true`` where ``condition`` holds, else ``if_false``."""
+def select(condition: Lanes | bool, if_true: Lanes | float, if_false: Lanes | float) -> Lanes:
+    """Per lane, ``if_true`` where ``condition`` holds, else ``if_false``
+    (a Python bool, such as _math's full_range, picks one of them whole)."""
+    if isinstance(condition, bool):
+        return if_true if condition else if_false
     like = next((v for v in (if_true, if_false) if isinstance(v, Lanes)), None)
     if like is None:  # two constants: float lanes
         like = Lanes(condition.builder, (ir.Constant(_FLOATS, [0.0] * LANES),) * len(condition.values))
     values = (like._lift(if_true), like._lift(if_false))
     return condition._map(lambda c, a, b: condition.builder.select(c, a, b), *(Lanes(like.builder, v) for v in values))
+
+
+def _max(a: Lanes | float, b: Lanes | float) -> Lanes:
+    """Per lane, Numba's max(a, b) of two floats: b where b > a, else a (a NaN a stays)."""
+    return select(b > a, b, a)
 
 
 def _f32(value: float) -> float:
@@ -192,25 +201,27 @@ class _Types:
 
 
 def _lookup(table: tuple, index: Lanes) -> Lanes:
-    """``table[index]`` per lane, for a table of 16 float32: written as 16
-    extracts from a constant vector, which LLVM's x86 backend turns into a
-    single permute."""
+    """``table[index]`` per lane, for a table of 16 float32 (int32 indices)
+    or 8 float64 (int64 indices): written as 16 extracts from a constant
+    vector, which LLVM's x86 backend turns into one permute per register
+    (vpermps, vpermpd)."""
     builder = index.builder
-    constant = ir.Constant(_FLOATS, [float(v) for v in table])
+    element_type = _F32 if index.vector_type == _INTS else ir.DoubleType()
+    constant = ir.Constant(ir.VectorType(element_type, len(table)), [float(v) for v in table])
 
     def lookup(indices):
-        result = ir.Constant(_FLOATS, ir.Undefined)
+        result = ir.Constant(ir.VectorType(element_type, LANES), ir.Undefined)
         for lane in range(LANES):
             position = ir.Constant(_I32, lane)
-            element = builder.extract_element(constant, builder.extract_element(indices, position))
-            result = builder.insert_element(result, element, position)
+            entry = builder.extract_element(constant, builder.extract_element(indices, position))
+            result = builder.insert_element(result, entry, position)
         return result
 
     return index._map(lookup)
 
 
 _PRIMITIVES = {
-    "fma": _fma, "mul": _mul, "select": select, "f32": _f32, "types": _Types,
+    "fma": _fma, "mul": _mul, "select": select, "max": _max, "f32": _f32, "types": _Types,
     "bits32": _bitcast(_INTS), "from_bits32": _bitcast(_FLOATS), "lookup": _lookup,
     "_float64_to_int64_bits": _bitcast(_INT64S), "_int64_bits_to_float64": _bitcast(_DOUBLES),
 }
@@ -245,21 +256,38 @@ def for_lanes(function) -> Callable:
     return rebound
 
 
+def _vector_at(builder: ir.IRBuilder, pointer: ir.Value, block: int) -> tuple[ir.Value, ir.VectorType, int]:
+    """(block ``block``'s vector pointer from ``pointer`` on, its vector type,
+    the element size) for a float* or double*."""
+    vector_type = _FLOATS if pointer.type.pointee == _F32 else _DOUBLES
+    at = builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, block * LANES)]), vector_type.as_pointer())
+    return at, vector_type, 4 if vector_type == _FLOATS else 8
+
+
 def load(builder: ir.IRBuilder, pointer: ir.Value, blocks: int) -> Lanes:
-    """``blocks`` vectors of 16 float32 from ``pointer`` on (a float*, any alignment)."""
-    return Lanes(builder, tuple(
-        builder.load(builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer()), align=4)
-        for b in range(blocks)
-    ))
+    """``blocks`` vectors of 16 float32 or float64 from ``pointer`` on (any alignment)."""
+    values = []
+    for b in range(blocks):
+        at, _, size = _vector_at(builder, pointer, b)
+        values.append(builder.load(at, align=size))
+    return Lanes(builder, tuple(values))
+
+
+def store(value: Lanes, pointer: ir.Value) -> None:
+    """Store every lane of ``value`` from ``pointer`` on (any alignment)."""
+    for b, vector in enumerate(value.values):
+        at, _, size = _vector_at(value.builder, pointer, b)
+        value.builder.store(vector, at, align=size)
 
 
 def store_where(value: Lanes, pointer: ir.Value, mask: Lanes) -> None:
-    """Store the lanes of ``value`` where ``mask`` is true, from ``pointer`` on (a float*)."""
+    """Store the lanes of ``value`` where ``mask`` is true, from ``pointer`` on."""
     builder = value.builder
     for b, (vector, lanes) in enumerate(zip(value.values, mask.values)):
-        at = builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer())
-        masked_store = _declare(builder, "llvm.masked.store.v16f32.p0", ir.VoidType(), [_FLOATS, at.type, _I32, lanes.type])
-        builder.call(masked_store, [vector, at, ir.Constant(_I32, 4), lanes])
+        at, vector_type, size = _vector_at(builder, pointer, b)
+        masked_store = _declare(builder, f"llvm.masked.store.{_suffix(vector_type)}.p0", ir.VoidType(),
+                                [vector_type, at.type, _I32, lanes.type])
+        builder.call(masked_store, [vector, at, ir.Constant(_I32, size), lanes])
 
 
 def store_streaming(value: Lanes, pointer: ir.Value) -> None:
@@ -269,7 +297,7 @@ def store_streaming(value: Lanes, pointer: ir.Value) -> None:
     builder = value.builder
     hint = builder.module.add_metadata([ir.Constant(_I32, 1)])
     for b, vector in enumerate(value.values):
-        at = builder.bitcast(builder.gep(pointer, [ir.Constant(_I32, b * LANES)]), _FLOATS.as_pointer())
+        at, _, _ = _vector_at(builder, pointer, b)
         builder.store(vector, at, align=64).set_metadata("nontemporal", hint)
 
 

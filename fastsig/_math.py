@@ -1,20 +1,18 @@
 """The scalar math of fastsig, written once and compiled for every target.
 
 Every function here takes and returns scalars (or small tuples of them) and
-is ``@njit(inline='always')`` so that the array kernels (serial ufunc loops,
-``prange`` loops and CUDA kernels) inline it into their loop bodies, where
-LLVM vectorizes it. Each kernel is two stages, terms and result (see below):
-the CPU array loops run them some elements apart, everything else runs the
-scalar functions that compose them. The float32 fast-range functions are
-also run by :mod:`fastsig._lanes` as explicit 16-lane vector code, with the
-same bits.
+is ``@njit(inline='always')`` so that the kernels (CUDA, the CPU's fix-ups
+and the tests' reference) inline it into their loop bodies. The CPU array
+loops run the same functions once more on vectors of 16 lanes
+(:mod:`fastsig._lanes`), with the same bits. Each kernel is two stages,
+terms and result (see below), which the scalar functions compose.
 
 Why it is built this way:
 
 * ``math.exp`` compiles to one scalar libm call per element (no SVML in the
   llvmlite wheels), so e^-|x| is computed here from a range reduction and a
   polynomial, with the power of two assembled from integer bits. Nothing in
-  the hot path branches: conditions become selects, which LLVM vectorizes.
+  the hot path branches: conditions become selects, as vector code needs.
 * Fused multiply-adds are written explicitly with :func:`fma` instead of
   relying on ``fastmath={'contract'}``: contraction is a permission, not a
   promise, and a fused kernel (sigmoid and derivative together) could then
@@ -159,21 +157,41 @@ _LN2_LO = 1.90821492927058770002e-10
 _ROUND_MAGIC = 6755399441055744.0
 _MAGIC_BITS = 0x4338000000000000  # the bits of _ROUND_MAGIC
 
-# (e^r - 1 - r) / r^2 on |r| <= ln2/2. _P64: the Remez fit of
-# scripts/fit_exp_polynomial.py (degree 9; e^r off by at most 2**-57.2, which
-# adds under 1/16 ulp to σ; degree 11 gave 2**-61 but cost 3 more operations
-# per element, 4-5 % of the float64 kernels).
+
+@njit(inline="always")
+def lookup(table, j):
+    """table[j] for a tuple of 8 float64 or 16 float32 (one permute in _lanes)."""
+    return table[j]
+
+
+def _exp2_pairs(entries: int) -> tuple[tuple, tuple]:
+    """2**(j/entries) = hi + lo, j = 0..entries-1: hi rounded to float64 and
+    lo the rest, rounded (together within 2**-106 of the power)."""
+    import mpmath
+
+    with mpmath.workprec(200):
+        exact = [mpmath.mpf(2) ** (mpmath.mpf(j) / entries) for j in range(entries)]
+        hi = [float(v) for v in exact]
+        return tuple(hi), tuple(float(v - h) for v, h in zip(exact, hi))
+
+
+# -a = (8 m + j) ln2/8 + r: e^-a = 2**m 2**(j/8) e^r with |r| <= ln2/16, where
+# 8 entries of 2**(j/8) (one permute of a table in one register, see
+# _lanes) let a polynomial of degree 5 do what degree 9 did on |r| <= ln2/2.
+_EXP2_8_HI, _EXP2_8_LO = _exp2_pairs(8)
+_EIGHT_OVER_LN2 = 8 * _INV_LN2
+_LN2_8_HI = _LN2_HI / 8  # exact: a power of two apart; k * _LN2_8_HI exact for |k| < 2**21
+_LN2_8_LO = _LN2_LO / 8
+# (e^r - 1 - r) / r^2 on |r| <= ln2/16: the Remez fit of
+# scripts/fit_exp_polynomial.py --table 8 --degree 5 (e^r off by at most
+# 2**-57.25, which adds under 1/16 ulp to σ).
 _P64 = (
     0.5,
-    0.16666666666666685,
-    0.041666666666602896,
-    0.008333333333313986,
-    0.0013888888927222033,
-    0.00019841269904778675,
-    2.4801508156981824e-05,
-    2.7557226198238307e-06,
-    2.7625391356309645e-07,
-    2.5115058041725398e-08,
+    0.16666666666667193,
+    0.04166666661619509,
+    0.008333333319185825,
+    0.0013889614519209895,
+    0.00019842391543869824,
 )
 
 # Above these |x| the results no longer change (σ rounds to 1 or 0 and σ'
@@ -197,38 +215,28 @@ _CLAMP_F32 = 120.0  # e^-120 < 2**-150, half the smallest float32 subnormal; e^1
 NORMAL_RANGE_F64 = 600.0
 
 
-# Horner's scheme in r**2 over pairs c[i] + c[i+1] r: the 9 FMAs of
-# Horner's scheme plus r**2 (which the caller needs anyway), in a chain of
-# 5 dependent FMAs instead of 9. (Estrin's scheme, a chain of 4, costs the
-# multiply r**4 more: the float64 loops are bound by the FMA pipes on Zen
-# 5, by the chain's latency on Zen 3, where either scheme beat Horner's by
-# 10 %.) The different roundings land in the polynomial term, scaled by
-# r**2 <= 0.12 before it reaches the result.
+# Horner's scheme in r**2 over pairs c[i] + c[i+1] r: the FMAs of Horner's
+# scheme plus r**2 (which the caller needs anyway), in a chain of 3
+# dependent FMAs instead of 5. The different roundings land in the
+# polynomial term, scaled by r**2 < 0.002 before it reaches the result.
 @njit(inline="always")
-def _polynomial9(r, r2, c):
-    """c[0] + c[1] r + ... + c[9] r**9, given r2 = r * r."""
-    p = fma(fma(c[9], r, c[8]), r2, fma(c[7], r, c[6]))
-    p = fma(p, r2, fma(c[5], r, c[4]))
-    p = fma(p, r2, fma(c[3], r, c[2]))
+def _polynomial5(r, r2, c):
+    """c[0] + c[1] r + ... + c[5] r**5, given r2 = r * r."""
+    p = fma(fma(c[5], r, c[4]), r2, fma(c[3], r, c[2]))
     return fma(p, r2, fma(c[1], r, c[0]))
-
-
-@njit(inline="always")
-def _reduce(a):
-    """Split -a = kf ln2 + r + r_lo with kf integral and |r| <= ln2/2;
-    also kf + _ROUND_MAGIC, whose low bits are kf as an integer."""
-    shifted = fma(a, -_INV_LN2, _ROUND_MAGIC)
-    kf = shifted - _ROUND_MAGIC
-    hi = fma(-kf, _LN2_HI, -a)  # exact: k * _LN2_HI has spare low bits
-    r = fma(-kf, _LN2_LO, hi)
-    r_lo = fma(-kf, _LN2_LO, hi - r)
-    return shifted, kf, r, r_lo
 
 
 @njit(inline="always")
 def _pow2(k):
     """2.0**k for an integer k in [-1022, 1023], from its exponent bits."""
     return _int64_bits_to_float64((k + 1023) << 52)
+
+
+@njit(inline="always")
+def _integral_to_float64(k):
+    """An int64 |k| < 2**51 as a float64: unlike float(k), this vectorizes
+    on CPUs without AVX-512's int64-to-float conversion."""
+    return _int64_bits_to_float64(k + _MAGIC_BITS) - _ROUND_MAGIC
 
 
 @njit(inline="always")
@@ -240,30 +248,34 @@ def _pow2_of_integral(kf):
 
 # Every kernel below is two stages, each a function of tuples of float64:
 # terms (x -> the terms of the quotient) and result (x, terms -> outputs).
-# The scalar functions run them back to back; the CPU array loops run them
-# some elements apart (see _kernels), so that the long dependency chain of
-# one element overlaps the work of the next ones. Either way gives the same
-# bits.
+# The scalar functions run them back to back, and so do the CPU array
+# loops on vectors of lanes (see _kernels and _lanes): the same bits.
 @njit(inline="always")
 def exp_f64(x, full_range):
-    """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**kf, and
-    kf as the bits of kf + _ROUND_MAGIC (an integer in stage 2 without
-    another operation).
+    """Stage 1 of the float64 kernels: e^-|x| = (n_hi + n_lo) * 2**m, and
+    8 m + j as the bits of (8 m + j) + _ROUND_MAGIC (an integer in stage 2
+    without another operation).
 
     |x| is clamped to _CLAMP_F64 (with full_range); the pair n_hi + n_lo =
-    e^r carries about 100 bits.
+    2**(j/8) e^r, in [0.95, 2], carries about 100 bits (within about
+    2**-56 of the exact value).
     """
     a = abs(x)
     # A select, not min(): a NaN passes and flows into every result.
-    shifted, kf, r, r_lo = _reduce(select(full_range, select(a > _CLAMP_F64, _CLAMP_F64, a), a))
+    a = select(full_range, select(a > _CLAMP_F64, _CLAMP_F64, a), a)
+    shifted = fma(a, -_EIGHT_OVER_LN2, _ROUND_MAGIC)
+    kf = shifted - _ROUND_MAGIC  # -round(8a / ln2)
+    hi = fma(-kf, _LN2_8_HI, -a)  # exact: kf * _LN2_8_HI has spare low bits
+    r = fma(-kf, _LN2_8_LO, hi)  # off by at most 2**-58 (|r| <= ln2/16)
     r2 = r * r
-    # e^(r + r_lo) = 1 + r + tail, summed as exact pairs (Fast2Sum twice):
-    # a rounded 1 + r + tail would cost a quarter ulp before any division.
-    tail = fma(r2, _polynomial9(r, r2, _P64), r_lo)
-    u_hi = r + tail
-    u_lo = (r - u_hi) + tail
-    n_hi = 1.0 + u_hi
-    n_lo = ((1.0 - n_hi) + u_hi) + u_lo
+    u = fma(r2, _polynomial5(r, r2, _P64), r)  # e^r - 1
+    j = _float64_to_int64_bits(shifted) & 7  # kf mod 8
+    table_hi = lookup(_EXP2_8_HI, j)
+    # 2**(j/8) e^r = table_hi + (table_hi u + table_lo (1 + u)); the last
+    # product is below 2**-57 of it and left out. Fast2Sum: |v| < table_hi.
+    v = fma(table_hi, u, lookup(_EXP2_8_LO, j))
+    n_hi = table_hi + v
+    n_lo = (table_hi - n_hi) + v
     return n_hi, n_lo, shifted
 
 
@@ -325,11 +337,11 @@ def _denominator(exp, full_range):
     kernels then scale the result by 2**kf instead (see _scale_result).
     """
     n_hi, n_lo, shifted = exp
-    k = _float64_to_int64_bits(shifted) - _MAGIC_BITS
+    k = (_float64_to_int64_bits(shifted) - _MAGIC_BITS) >> 3  # m of e^-|x| = (n_hi + n_lo) 2**m
     # (The cap is a float max: AVX2 has no 64-bit integer max.)
-    scale = select(full_range, _pow2_of_integral(max(shifted - _ROUND_MAGIC, -float(_LDEXP_BIAS))), _pow2(k))
+    scale = select(full_range, _pow2_of_integral(max(_integral_to_float64(k), -float(_LDEXP_BIAS))), _pow2(k))
     # Exact products: a power of two times a normal number. n_hi is in
-    # [0.7, 1.5], so its product is k added to its exponent (an integer
+    # [0.95, 2], so its product is k added to its exponent (an integer
     # add instead of a multiply, which competes with the FMAs).
     t_hi = select(full_range, n_hi * scale, _int64_bits_to_float64(_float64_to_int64_bits(n_hi) + (k << 52)))
     t_lo = n_lo * scale
@@ -521,12 +533,6 @@ def from_bits32(typingctx, bits):
 
 
 f32 = types.float32  # f32(c): a float32 constant (a plain float for _lanes)
-
-
-@njit(inline="always")
-def lookup(table, j):
-    """table[j] for a tuple of 16 float32 (one permute in _lanes)."""
-    return table[j]
 
 
 def _exp2_table():

@@ -46,7 +46,7 @@ def error(coefficients: list, r: mpmath.mpf) -> mpmath.mpf:
     return mpmath.exp(r) - 1 - r - r**2 * p
 
 
-def remez(degree: int, grid: list, iterations: int = 20) -> list:
+def remez(degree: int, grid: list, bound: mpmath.mpf = HALF_LN2, iterations: int = 20) -> list:
     """c[0] = 1/2 and c[1..degree] that minimize max |error| on the grid.
 
     With c[0] fixed the error is r**3 times a polynomial remainder, so it
@@ -54,8 +54,8 @@ def remez(degree: int, grid: list, iterations: int = 20) -> list:
     sign(r) * error, and the reference keeps away from 0.
     """
     unknowns = degree + 1  # c[1..degree] and the levelled error
-    reference = [HALF_LN2 * mpmath.cos(mpmath.pi * (unknowns - 1 - i) / (unknowns - 1)) for i in range(unknowns)]
-    reference = [r if abs(r) > 1e-3 else mpmath.mpf(1e-3) for r in reference]
+    reference = [bound * mpmath.cos(mpmath.pi * (unknowns - 1 - i) / (unknowns - 1)) for i in range(unknowns)]
+    reference = [r if abs(r) > bound / 300 else bound / 300 for r in reference]
     for _ in range(iterations):
         matrix = mpmath.matrix(unknowns, unknowns)
         rhs = mpmath.matrix(unknowns, 1)
@@ -137,6 +137,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--degree", type=int, default=9, help="degree of p (default 9)")
     parser.add_argument("--samples", type=int, default=4001, help="grid points on [-ln2/2, ln2/2]")
+    parser.add_argument("--table", type=int, default=1,
+                        help="entries of a table of 2**(j/N) in the reduction: |r| <= ln2/(2N) (default 1: no table)")
     parser.add_argument("--float32", action="store_true", help="fit the float32 rational instead")
     parser.add_argument("--float32-tail", action="store_true", help="fit the float32 fast-range polynomial instead")
     args = parser.parse_args()
@@ -146,8 +148,9 @@ def main() -> None:
     if args.float32:
         fit_float32_rational(max(args.samples, 20001))
         return
-    grid = [-HALF_LN2 + 2 * HALF_LN2 * i / (args.samples - 1) for i in range(args.samples)]
-    coefficients = [float(c) for c in remez(args.degree, grid)]
+    bound = HALF_LN2 / args.table * mpmath.mpf(1.0001)  # the rounded reduction reaches a little past it
+    grid = [-bound + 2 * bound * i / (args.samples - 1) for i in range(args.samples)]
+    coefficients = [float(c) for c in remez(args.degree, grid, bound)]
     print("_P64 = (")
     for c in coefficients:
         print(f"    {c!r},")

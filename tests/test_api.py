@@ -6,6 +6,7 @@ import subprocess
 import sys
 import warnings
 
+import numba
 import numpy as np
 import pytest
 
@@ -166,12 +167,13 @@ def test_overlapping_out(func, n, rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
 def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
-    """Contiguous blocks whose |x| are all within _math.NORMAL_RANGE_F64 skip
+    """Contiguous float64 lanes with |x| within _math.NORMAL_RANGE_F64 skip
     the clamp and the subnormal rounding; the scalar functions always run
     the full kernels. Both must give the same bits, at the range's edges
-    too, and so must blocks that mix both kinds of x (a few x beyond the
-    range computed one by one, many the block again in full, NaN left to
-    the normal pass)."""
+    too, and so must arrays that mix both kinds of x (lanes beyond the
+    range go to a second vector pass, NaN stays in the first), serially and
+    through the parallel kernel, in place too (float32 runs its own ranges
+    on the same arrays)."""
     edge = _math.NORMAL_RANGE_F64
     n = 3 * 1024 + 100
     ranges = [
@@ -180,8 +182,8 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
         rng.uniform(-40, 40, n),
     ]
     mixed = rng.uniform(-edge, edge, n)
-    mixed[1500] = -720.0  # one x of a block beyond the range: computed alone
-    mixed[2100:2300] = rng.choice([-800.0, 750.0, np.inf, -np.inf], 200)  # many: the block again in full
+    mixed[1500] = -720.0  # one lane of a step beyond the range
+    mixed[2100:2300] = rng.choice([-800.0, 750.0, np.inf, -np.inf], 200)  # every lane of some steps
     mixed[2500] = np.nan  # NaN: the normal pass gives NaN
     mixed[3100:3150] = np.nan
     ufunc = _kernels.ufunc(name)
@@ -202,76 +204,76 @@ def test_normal_range_pass_equals_full_kernels_bitwise(dtype, name, rng):
             assert all(np.array_equal(o, e, equal_nan=True) for o, e in zip(outs, expected))
 
 
-@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
-def test_streaming_pass_equals_full_kernels_bitwise(name, rng):
-    """From _STREAMING_MIN_F64 elements the float64 normal-range pass runs
-    its stages back to back instead of pipelined: still the bits of the full
-    kernels (the scalar functions), blocks computed again in full included."""
-    n = _kernels._STREAMING_MIN_F64 + 1000
-    x = rng.uniform(-40, 40, n)
-    x[[7, 5000, n - 3]] = [-720.0, np.nan, np.inf]  # blocks computed again in full
-    ufunc = _kernels.ufunc(name)
-    got, expected = ufunc(x), scalar_math(name, x)
-    got = got if isinstance(got, tuple) else (got,)
-    assert all(np.array_equal(g, e, equal_nan=True) for g, e in zip(got, expected))
-    # The parallel kernel decides per chunk: chunks past the threshold stream too.
-    y = np.concatenate([x, x])[: 2 * n - 5]
-    parallel = getattr(fastsig, name)(y)
-    parallel = parallel if isinstance(parallel, tuple) else (parallel,)
-    reference = scalar_math(name, y)
-    assert all(np.array_equal(p, r, equal_nan=True) for p, r in zip(parallel, reference))
+# Inputs around the edges of the vector code's ranges, by dtype: (the
+# edge, values beyond it, the range of ordinary values).
+_LANE_EDGES = {
+    np.float32: (_math.FAST_RANGE_F32, [-200.0, -104.0, -80.0, 80.0, 104.0, 200.0, np.inf], 70),
+    np.float64: (_math.NORMAL_RANGE_F64, [-760.0, -745.0, -720.0, -650.0, 650.0, 720.0, 760.0, np.inf], 750),
+}
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
-def test_float32_vector_code_equals_scalar_math_bitwise(name, rng):
-    """Contiguous float32 runs the math of _math as vector code (_lanes):
-    the fast range, then for lanes outside it either the saturated values
-    (σ = 0 or 1, σ' = 0; steps where every such lane has them) or the wide
-    functions in float64 lanes; CUDA runs the scalar functions: the same
-    bits for every x, at the range's edge, for every tail length and in
-    place (x as either output), where lanes left to the second pass must
-    still read their own x."""
-    edge = np.float32(_math.FAST_RANGE_F32)
-    step = _kernels._STEP_F32
+def test_vector_code_equals_scalar_math_bitwise(dtype, name, rng):
+    """Contiguous arrays run the math of _math as vector code (_lanes): the
+    normal (float64) or fast (float32) range, then a second pass for the
+    lanes outside it (float64: the full kernels; float32: the saturated
+    values σ = 0 or 1, σ' = 0, on steps where every such lane has them, or
+    the wide functions in float64 lanes); CUDA runs the scalar functions:
+    the same bits for every x, at the range's edge, for every tail length
+    and in place (x as either output), where lanes left to the second pass
+    must still read their own x."""
+    edge, beyond, spread = _LANE_EDGES[dtype]
+    edge = dtype(edge)
+    step = _kernels._STEPS[numba.from_dtype(np.dtype(dtype))]
     x = np.concatenate([
-        rng.uniform(-70, 70, 4 * step),
-        np.nextafter(edge, [0, np.inf, 0, np.inf], dtype=np.float32) * [1, 1, -1, -1],
+        rng.uniform(-spread, spread, 4 * step),
+        np.nextafter(edge, [0, np.inf, 0, np.inf], dtype=dtype) * [1, 1, -1, -1],
         [np.nan, np.inf, -np.inf, 0.0, -0.0, -100.0, 100.0, -90.0, 1e-30, -1e-40, 3e38],
         rng.uniform(-20, 20, 2 * step),
-        np.full(step, -np.inf), rng.choice([-200.0, -104.0, -80.0, 80.0, 104.0, 200.0, np.inf], 2 * step),
-    ]).astype(np.float32)
+        np.full(step, -np.inf), rng.choice(beyond, 2 * step),
+    ]).astype(dtype)
     x = np.concatenate([x, rng.permutation(x)])
+    bits = np.int32 if dtype == np.float32 else np.int64
     ufunc = _kernels.ufunc(name)
     for n in [*range(0, 2 * step + 2), x.size]:
         part = x[:n]
         expected = scalar_math(name, part)
         got = ufunc(part)
         got = got if isinstance(got, tuple) else (got,)
-        assert all(np.array_equal(g.view(np.int32), e.view(np.int32)) for g, e in zip(got, expected)), n
+        assert all(np.array_equal(g.view(bits), e.view(bits)) for g, e in zip(got, expected)), n
         for where in range(len(got)):  # x as each of the outputs
             in_place = part.copy()
             outs = tuple(in_place if k == where else np.empty_like(part) for k in range(len(got)))
             ufunc(in_place, out=outs)
-            assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected)), n
+            assert all(np.array_equal(o.view(bits), e.view(bits)) for o, e in zip(outs, expected)), n
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
-def test_float32_streaming_stores_give_the_same_bits(name, rng):
-    """From _STREAMING_MIN_F32 elements, out-of-place float32 results go out
-    as non-temporal stores from the first 64-byte boundary of the outputs
-    on: the same bits as the scalar functions, for any alignment of input
-    and outputs, lanes outside the fast range included."""
-    n = _kernels._STREAMING_MIN_F32 + 333
-    x = rng.uniform(-70, 70, n + 32).astype(np.float32)
+def test_streaming_stores_give_the_same_bits(dtype, name, rng):
+    """From _STREAMING_MIN elements, out-of-place results go out as
+    non-temporal stores from the first 64-byte boundary of the outputs on:
+    the same bits as the scalar functions, for any alignment of input and
+    outputs, lanes outside the vector code's range included, and in the
+    parallel kernel, whose chunks decide for themselves."""
+    n = _kernels._STREAMING_MIN[numba.from_dtype(np.dtype(dtype))] + 333
+    x = rng.uniform(-70, 70, n + 32).astype(dtype)
     x[rng.integers(0, n, 40)] = np.nan
+    x[rng.integers(0, n, 40)] = _LANE_EDGES[dtype][1][0]
     ufunc = _kernels.ufunc(name)
     nout = 2 if name == "sigmoid_and_derivative" else 1
+    bits = np.int32 if dtype == np.float32 else np.int64
     for x_offset, out_offset in [(0, 0), (3, 0), (0, 5), (7, 7)]:
         part = x[x_offset:x_offset + n]
         expected = scalar_math(name, part)
-        outs = tuple(np.empty(n + 16, np.float32)[out_offset:out_offset + n] for _ in range(nout))
+        outs = tuple(np.empty(n + 16, dtype)[out_offset:out_offset + n] for _ in range(nout))
         ufunc(part, out=outs if nout > 1 else outs[0])
-        assert all(np.array_equal(o.view(np.int32), e.view(np.int32)) for o, e in zip(outs, expected))
+        assert all(np.array_equal(o.view(bits), e.view(bits)) for o, e in zip(outs, expected))
+    y = np.concatenate([x, x])
+    parallel = getattr(fastsig, name)(y)
+    parallel = parallel if isinstance(parallel, tuple) else (parallel,)
+    assert all(np.array_equal(p.view(bits), r.view(bits)) for p, r in zip(parallel, scalar_math(name, y)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
