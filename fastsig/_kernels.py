@@ -160,10 +160,12 @@ def _load(typingctx, pointers, i):
 # of dependent operations (the division alone takes 13 cycles) has
 # independent work beside it. The first pass computes the lanes in range
 # (float64: |x| <= NORMAL_RANGE_F64, float32: FAST_RANGE_F32; NaN inside)
-# and stores those only; a second vector pass, run only on steps with lanes
-# outside, computes them from x, which is still intact for them in place
-# (float64: the full kernels; float32: the wide functions in float64 lanes,
-# or the cheap saturated values).
+# and stores those only; a second pass, one vector at a time and only on
+# the vectors with lanes outside, computes them from x, which is still
+# intact for them in place (float64: the full kernels; float32: the wide
+# functions in float64 lanes, or the cheap saturated values). (The second
+# pass over whole steps, Zen 5, one core: 1 % -inf 1.13 against 0.95
+# ns/element, |x| in [600, 708] 2.8 against 1.8.)
 _BLOCK = 1024  # elements of the stack buffers
 
 # Vectors per step. Measured on Zen 4, one core, 16384 elements, float32
@@ -280,7 +282,7 @@ def _float64_lanes(name: str, blocks: int = _BLOCKS_F64):
                            _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks)
 
 
-def _float64_outside_lanes(name: str, blocks: int = _BLOCKS_F64):
+def _float64_outside_lanes(name: str, blocks: int = 1):
     """An intrinsic ``outside_lanes(x, outputs, lo, outside)``: the full
     kernels of float64 kernel ``name`` for the lanes of ``outside`` (bits
     as lanes returns them: |x| > NORMAL_RANGE_F64, inf), into outputs[k]."""
@@ -307,15 +309,15 @@ def _float64_outside_lanes(name: str, blocks: int = _BLOCKS_F64):
     return outside_lanes
 
 
-def _float32_outside_lanes(name: str, blocks: int = _BLOCKS_F32):
+def _float32_outside_lanes(name: str, blocks: int = 1):
     """An intrinsic ``outside_lanes(x, outputs, lo, outside)``: kernel
     ``name`` for the lanes of ``outside`` (bits as lanes returns them: |x| >
     FAST_RANGE_F32, inf), into outputs[k]. Where every such lane
     saturates (σ = 1 or 0, σ' = 0, for every output: see _math), a cheap
     pass stores those values; else the wide functions of _math compute all
     of them in float64 lanes (running both would cost more than the wide
-    pass alone). Run only on steps with such lanes, so that the common case
-    pays nothing for it."""
+    pass alone). Run only on vectors with such lanes, so that the common
+    case pays nothing for it."""
     emit_saturated = [_lanes.for_lanes(_FLOAT32_SATURATED[result]) for result in _FLOAT32_RESULTS[name]]
     emit_wide = [_lanes.for_lanes(result) for result in _FLOAT32_WIDE[name]]
 
@@ -390,11 +392,9 @@ def _array_loop(name: str, element_type):
     """``loop(x, outputs, n)`` for kernel ``name`` on typed pointers of
     ``element_type``: x, a tuple of outputs, the length."""
     if element_type == types.float32:
-        lanes, outside_lanes = _float32_lanes(name), _float32_outside_lanes(name)
-        one_vector, one_vector_outside = _float32_lanes(name, blocks=1), _float32_outside_lanes(name, blocks=1)
+        lanes, one_vector, one_vector_outside = _float32_lanes(name), _float32_lanes(name, 1), _float32_outside_lanes(name)
     else:
-        lanes, outside_lanes = _float64_lanes(name), _float64_outside_lanes(name)
-        one_vector, one_vector_outside = _float64_lanes(name, blocks=1), _float64_outside_lanes(name, blocks=1)
+        lanes, one_vector, one_vector_outside = _float64_lanes(name), _float64_lanes(name, 1), _float64_outside_lanes(name)
     step_size = _STEPS[element_type]
     itemsize = _ITEMSIZE[element_type]
     streaming_min = _STREAMING_MIN[element_type]
@@ -433,8 +433,11 @@ def _array_loop(name: str, element_type):
         for i in range((whole - start) // step_size + lead):
             step = 0 if i < lead else start + (i - lead) * step_size
             outside = lanes(x, outputs, step, streaming and i >= lead)
-            if outside != 0:
-                outside_lanes(x, outputs, step, outside)
+            if outside != 0:  # the second pass, vector by vector: where it has lanes to do
+                for vector in range(0, step_size, _lanes.LANES):
+                    bits = (outside >> vector) & 0xFFFF
+                    if bits != 0:
+                        one_vector_outside(x, outputs, step + vector, bits)
         if streaming:
             _fence_streaming_stores()
         if whole < n:
