@@ -311,14 +311,14 @@ def mask_bits(mask: Lanes) -> ir.Value:
     return bits
 
 
-def lanes_of(builder: ir.IRBuilder, bits: ir.Value, blocks: int) -> Lanes:
-    """The mask of ``blocks`` vectors whose lanes are the bits of an integer
-    (as mask_bits makes them)."""
-    masks = []
-    for b in range(blocks):
-        shifted = builder.lshr(bits, ir.Constant(bits.type, b * LANES))
-        masks.append(builder.bitcast(builder.trunc(shifted, ir.IntType(LANES)), ir.VectorType(ir.IntType(1), LANES)))
-    return Lanes(builder, tuple(masks))
+def vector_bits(mask: Lanes) -> ir.Value:
+    """An i64 with bit b set where block b of ``mask`` has a lane set (up to 64 blocks)."""
+    builder = mask.builder
+    bits = ir.Constant(ir.IntType(64), 0)
+    for b, lanes in enumerate(mask.values):
+        any_lane = builder.icmp_unsigned("!=", builder.bitcast(lanes, ir.IntType(LANES)), ir.Constant(ir.IntType(LANES), 0))
+        bits = builder.or_(bits, builder.shl(builder.zext(any_lane, ir.IntType(64)), ir.Constant(ir.IntType(64), b)))
+    return bits
 
 
 def invert(mask: Lanes) -> Lanes:
