@@ -200,7 +200,7 @@ _FLOAT64_RESULTS = {
     "sigmoid_derivative": _math.sigmoid_derivative_f64_result,
     "sigmoid_and_derivative": _math.sigmoid_and_derivative_f64_result,
 }
-_OUTPUTS = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2}
+_OUTPUTS = {name: len(results) for name, results in _FLOAT32_RESULTS.items()}  # per kernel with an array loop
 
 
 def _lane_operands(x, outputs, count: int, lo) -> bool:
