@@ -14,7 +14,8 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from ._kernels import parallel_threads, run_kernel, to_float16, ufunc
+from ._kernels import _settings as _thread_settings
+from ._kernels import parallel_threads, parallel_ufunc, run_kernel, to_float16, ufunc
 
 ArrayLike = npt.ArrayLike
 #: What the functions return: an ndarray, a NumPy scalar for scalar input,
@@ -32,8 +33,10 @@ _NOUT = {"sigmoid": 1, "sigmoid_derivative": 1, "sigmoid_and_derivative": 2, "si
 # Arrays below this size go straight to the serial ufunc (never parallel):
 # a 1-element call costs little more than np.exp on it.
 _SMALL = 4096
-# The ufuncs the hot paths call, looked up without a function call.
+# The ufuncs the hot paths call, looked up without a function call: the
+# serial ones, and those whose inner loop runs large arrays on all threads.
 _UFUNCS: dict[str, np.ufunc] = {}
+_PARALLEL_UFUNCS: dict[str, np.ufunc] = {}
 
 
 def _plain_out(out: Any, x: np.ndarray) -> bool:
@@ -62,12 +65,23 @@ def _load(name: str) -> np.ufunc:
     return _UFUNCS[name]
 
 
+def _load_parallel(name: str) -> np.ufunc:
+    _PARALLEL_UFUNCS[name] = parallel_ufunc(name)
+    return _PARALLEL_UFUNCS[name]
+
+
 def _unary(name: str, x: Any, out: Any) -> Result:
     """One-input operations. The common case (a float32/float64 ndarray, out=
     None or a plain array like it) is decided here in a few steps: a call
-    costs little more than np.exp's, and the parallel path a few µs."""
+    costs little more than np.exp's. A large C-contiguous x goes to the
+    parallel ufunc, whose inner loop runs it on all threads (NumPy handles
+    out='s layout and any overlap with x); other layouts, and calls under a
+    num_threads() cap, decide in Python."""
     if type(x) is _ndarray and ((dtype := x.dtype) is _F64 or dtype is _F32) and (out is None or _plain_out(out, x)):
         size = x.size
+        if size >= _SMALL and x.flags.c_contiguous and _thread_settings.threads is None:
+            u = _PARALLEL_UFUNCS.get(name) or _load_parallel(name)
+            return u(x) if out is None else u(x, out=out)
         threads = 0 if size < _SMALL else parallel_threads(name, size, dtype)
         if not threads:
             u = _UFUNCS.get(name) or _load(name)
@@ -387,6 +401,9 @@ def sigmoid_and_derivative(
         )
     ):  # the common case, as in _unary
         size = x.size
+        if size >= _SMALL and x.flags.c_contiguous and _thread_settings.threads is None:
+            u = _PARALLEL_UFUNCS.get("sigmoid_and_derivative") or _load_parallel("sigmoid_and_derivative")
+            return u(x) if out is None else u(x, out=out)
         threads = 0 if size < _SMALL else parallel_threads("sigmoid_and_derivative", size, dtype)
         if not threads:
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
@@ -424,6 +441,9 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
         and grad_output.dtype is dtype
     ):  # the common case, as in _unary
         size = output.size
+        if (size >= _SMALL and output.flags.c_contiguous and grad_output.flags.c_contiguous
+                and _thread_settings.threads is None):
+            return (_PARALLEL_UFUNCS.get("sigmoid_backward") or _load_parallel("sigmoid_backward"))(grad_output, output)
         if size < _SMALL:  # NumPy broadcasts
             return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
         if (

@@ -150,17 +150,22 @@ def test_bad_out(func):
         func(x, out=np.empty(4, dtype=np.int64))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("func", UNARY)
-@pytest.mark.parametrize("n", [50, BIG])
-def test_overlapping_out(func, n, rng):
-    y = rng.standard_normal(n + 1) * 10
-    expected = func(y[:-1])
-    func(y[:-1], out=y[1:])
-    assert np.array_equal(y[1:], expected)
-    z = rng.standard_normal(n + 1) * 10
-    expected = func(z[1:])
-    func(z[1:], out=z[:-1])
-    assert np.array_equal(z[:-1], expected)
+@pytest.mark.parametrize("n", [50, 5000, BIG])
+def test_overlapping_out(func, n, dtype, rng):
+    """out= one element ahead of x (NumPy copies x first) or behind it
+    (NumPy leaves both as they are: a sequential loop is safe there, chunks
+    on other threads and a second pass that reads x again are not), with x
+    beyond the vector code's first range in many lanes (float32 |x| > 64,
+    float64 |x| > 600)."""
+    for shift in (1, -1):
+        y = (rng.standard_normal(n + 1) * 10).astype(dtype)
+        y[rng.random(n + 1) < 0.3] = dtype(-700.0 if dtype == np.float64 else -100.0)
+        x, out = (y[:-1], y[1:]) if shift == 1 else (y[1:], y[:-1])
+        expected = func(x.copy())
+        func(x, out=out)
+        assert np.array_equal(out, expected), shift
 
 
 # ---------------------------------------------------------------- the normal-range pass

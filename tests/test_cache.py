@@ -66,12 +66,14 @@ def test_a_warm_cache_loads_kernels_without_compiling(tmp_path):
         "import sys, numpy as np, fastsig, fastsig._kernels as k;"
         "y = fastsig.sigmoid(np.zeros(3, np.float32));"
         "print(k.CACHE, y[0], 'numba.np.arraymath' in sys.modules);"
-        "big = fastsig.sigmoid(np.zeros(1 << 16));"  # the parallel kernel
-        "print(big[0], sum(k.PARALLEL['sigmoid'].stats.cache_hits.values()))"
+        "big = fastsig.sigmoid(np.zeros(1 << 16));"  # the parallel ufunc
+        "rows = fastsig.sigmoid(np.zeros((512, 512))[:, :256]);"  # a matrix slice: the parallel rows kernel
+        "print(big[0], rows[0, 0], all(c._cache_hits for c in k._COMPILED_LOOPS),"
+        " sum(k.PARALLEL_ROWS['sigmoid'].stats.cache_hits.values()))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTSIG_", "NUMBA_CACHE", "XDG_CACHE"))}
     env.update(FASTSIG_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(copy_package(tmp_path)))
     runs = [subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True) for _ in range(2)]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
-    assert runs[0].stdout.split() == ["True", "0.5", "True", "0.5", "0"]  # compiled
-    assert runs[1].stdout.split() == ["True", "0.5", "False", "0.5", "1"]  # loaded
+    assert runs[0].stdout.split() == ["True", "0.5", "True", "0.5", "0.5", "False", "0"]  # compiled
+    assert runs[1].stdout.split() == ["True", "0.5", "False", "0.5", "0.5", "True", "1"]  # loaded
