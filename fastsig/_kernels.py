@@ -8,9 +8,16 @@
   on strided ones block by block through the stack (built on first use, so
   ``import fastsig`` compiles nothing, and read from the disk cache without
   setting up all of Numba),
-* the parallel kernels, which run a ufunc's inner loop on one chunk per
-  thread of 1-D arrays (contiguous or strided),
-* :func:`parallel_threads`, the one place that decides which of them runs,
+* the parallel ufuncs (:func:`parallel_ufunc`), whose inner loop splits a
+  large operand range into one chunk per thread itself, through the
+  threading layer's parallel_for: what the public functions call for large
+  C-contiguous arrays,
+* the parallel kernels (``prange``), which run a ufunc's inner loop on one
+  chunk per thread of 1-D arrays or runs of rows of 2-D ones, for the
+  other layouts,
+* :func:`parallel_threads`, the one place in Python that decides between
+  the serial ufunc and the parallel kernels (the parallel ufuncs' loops
+  apply the same thresholds, PARALLEL_MIN_SIZE, in compiled code),
 * the thread settings.
 
 The public functions in :mod:`fastsig._api` only resolve dtypes, shapes and
