@@ -507,57 +507,43 @@ def _int64_at(builder, pointer, k: int):
     return builder.gep(builder.bitcast(pointer, _INTP.as_pointer()), [ir.Constant(_INTP, k)])
 
 
-@intrinsic
-def _config(typingctx, data, k):
-    """Entry k (a literal) of the int64 array at ``data`` (a void pointer)."""
-    if not isinstance(k, types.IntegerLiteral):
-        return None
+def _entry_intrinsic(name: str, result_type, operate):
+    """An intrinsic ``name(address, k)``: ``operate(builder, entry)`` on
+    entry k (a literal) of the int64 array at ``address`` (a void pointer
+    or an integer); its value, of ``result_type`` (None: nothing)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.load(_int64_at(builder, args[0], k.literal_value))
+    def typer(typingctx, address, k):
+        if not isinstance(k, types.IntegerLiteral):
+            return None
 
-    return types.int64(data, k), codegen
+        def codegen(context, builder, signature, args):
+            base = args[0] if isinstance(address, types.RawPointer) else builder.inttoptr(args[0], _BYTES)
+            value = operate(builder, _int64_at(builder, base, k.literal_value))
+            return context.get_dummy_value() if value is None else value
 
+        return (result_type or types.none)(address, k), codegen
 
-@intrinsic
-def _load_int64(typingctx, address, k):
-    """Entry k (a literal) of the int64 array at ``address`` (an integer), read atomically."""
-    if not isinstance(k, types.IntegerLiteral):
-        return None
-
-    def codegen(context, builder, signature, args):
-        at = _int64_at(builder, builder.inttoptr(args[0], _BYTES), k.literal_value)
-        return builder.load_atomic(at, "monotonic", 8)
-
-    return types.int64(address, k), codegen
+    typer.__name__ = typer.__qualname__ = name
+    return intrinsic(typer)
 
 
-@intrinsic
-def _try_lock(typingctx, address, k):
-    """Set entry k of the int64 array at ``address`` from 0 to 1 atomically: did it?"""
-    if not isinstance(k, types.IntegerLiteral):
-        return None
-
-    def codegen(context, builder, signature, args):
-        at = _int64_at(builder, builder.inttoptr(args[0], _BYTES), k.literal_value)
-        result = builder.cmpxchg(at, ir.Constant(_INTP, 0), ir.Constant(_INTP, 1), "acquire", "monotonic")
-        return builder.extract_value(result, 1)
-
-    return types.boolean(address, k), codegen
+def _compare_exchange(builder, entry):
+    swapped = builder.cmpxchg(entry, ir.Constant(_INTP, 0), ir.Constant(_INTP, 1), "acquire", "monotonic")
+    return builder.extract_value(swapped, 1)
 
 
-@intrinsic
-def _unlock(typingctx, address, k):
-    """Set entry k of the int64 array at ``address`` back to 0 (release)."""
-    if not isinstance(k, types.IntegerLiteral):
-        return None
+#: A loop config's entry (address: the loop's data).
+_config = _entry_intrinsic("_config", types.int64, lambda builder, entry: builder.load(entry))
+#: An entry of _SHARED, read atomically (address: an integer).
+_load_int64 = _entry_intrinsic("_load_int64", types.int64, lambda builder, entry: builder.load_atomic(entry, "monotonic", 8))
+#: Set an entry of _SHARED from 0 to 1 atomically: did it?
+_try_lock = _entry_intrinsic("_try_lock", types.boolean, _compare_exchange)
+def _release(builder, entry):
+    builder.store_atomic(ir.Constant(_INTP, 0), entry, "release", 8)
 
-    def codegen(context, builder, signature, args):
-        at = _int64_at(builder, builder.inttoptr(args[0], _BYTES), k.literal_value)
-        builder.store_atomic(ir.Constant(_INTP, 0), at, "release", 8)
-        return context.get_dummy_value()
 
-    return types.none(address, k), codegen
+#: Set it back to 0 (release).
+_unlock = _entry_intrinsic("_unlock", None, _release)
 
 
 @intrinsic
@@ -1110,7 +1096,7 @@ def _build_parallel_ufunc(name: str) -> np.ufunc:
         addresses.append(loop.address)
         config = np.zeros(6, np.int64)
         config[[_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT]] = [
-            *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _chunk_adapter(nin + nout), _SHARED.ctypes.data,
+            *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _chunk_adapter(nin + nout), _SHARED_ADDRESS,
             _parallel_for_address()]
         configs.append(config)
         type_lists.append([dtype.num] * (nin + nout))
