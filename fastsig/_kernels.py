@@ -175,17 +175,30 @@ def _load(typingctx, pointers, i):
 # ns/element, |x| in [600, 708] 2.8 against 1.8.)
 _BLOCK = 1024  # elements of the stack buffers
 
-# Vectors of 16 lanes per step (a float64 vector is two registers). More
-# than fit the registers still pays: the spills go to L1, and the chains
-# of more vectors overlap. Measured on Zen 5, one core, 16384 elements, σ
-# / σ' / fused ns per element: float32 4 vectors 0.287 / 0.358 / 0.410,
-# 6: 0.273 / 0.347 / 0.381, 8: 0.271 / 0.327 / 0.376, 12: 0.286 / 0.396 /
-# 0.413; float64 1: 0.646 / 0.717 / 0.967, 2: 0.626 / 0.680 / 0.842, 3:
-# 0.554 / 0.614 / 0.743, 4: 0.548 / 0.607 / 0.749, 6: 0.561 / 0.626 /
-# 0.874, 8: 0.656 / 0.665 / 0.891.
-_BLOCKS_F32 = 8
-_BLOCKS_F64 = 4
-_STEPS = {types.float32: _BLOCKS_F32 * _lanes.LANES, types.float64: _BLOCKS_F64 * _lanes.LANES}
+# Vectors of 16 lanes per step (a float64 vector is two registers), per
+# kernel and dtype. More than fit the registers can still pay (the spills
+# go to L1, and the chains of more vectors overlap) where a 512-bit
+# operation is one pass (Zen 5); on Zen 4, which splits it in two, the
+# spills cost more. One core, 16384 elements, σ / σ' / fused ns per
+# element. Zen 5: float32 4 vectors 0.287 / 0.358 / 0.410, 6: 0.273 /
+# 0.347 / 0.381, 8: 0.271 / 0.327 / 0.376, 12: 0.286 / 0.396 / 0.413;
+# float64 1: 0.646 / 0.717 / 0.967, 2: 0.626 / 0.680 / 0.842, 3: 0.554 /
+# 0.614 / 0.743, 4: 0.548 / 0.607 / 0.749, 6: 0.561 / 0.626 / 0.874, 8:
+# 0.656 / 0.665 / 0.891. Zen 4 (best of several runs, the host noisy):
+# float64 2: 0.98-1.01 / 1.07-1.10 / 1.34-1.36, 3: 0.94-0.98 / 1.04-1.08 /
+# 1.51-1.58, 4: 1.03-1.35 / 1.06-1.11 / 1.44-1.48; float32 4 and 8 level.
+# The fused float64 kernel keeps the most values live: 2 vectors on Zen 4
+# (Zen 5: 12 % slower than 3, its best).
+_BLOCKS = {
+    (name, element_type): blocks
+    for name, (blocks_f64, blocks_f32) in {
+        "sigmoid": (3, 8),
+        "sigmoid_derivative": (3, 8),
+        "sigmoid_and_derivative": (2, 8),
+    }.items()
+    for element_type, blocks in ((types.float64, blocks_f64), (types.float32, blocks_f32))
+}
+_STEPS = {key: blocks * _lanes.LANES for key, blocks in _BLOCKS.items()}  # elements per step
 
 _FLOAT32_RESULTS = {
     "sigmoid": (_math.sigmoid_f32_from_pair,),
@@ -213,7 +226,7 @@ _OUTPUTS = {name: len(results) for name, results in _FLOAT32_RESULTS.items()}  #
 def _lane_operands(x, outputs, count: int, lo) -> bool:
     """Are these the types the lane intrinsics take: a float32 or float64
     pointer, a tuple of ``count`` more, an integer index?"""
-    return (isinstance(x, types.CPointer) and x.dtype in _STEPS and isinstance(outputs, types.UniTuple)
+    return (isinstance(x, types.CPointer) and x.dtype in _ITEMSIZE and isinstance(outputs, types.UniTuple)
             and len(outputs) == count and outputs.dtype == x and isinstance(lo, types.Integer))
 
 
@@ -272,7 +285,7 @@ def _in_range_lanes(compute, bound: float, count: int, blocks: int):
     return lanes
 
 
-def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
+def _float32_lanes(name: str, blocks: int):
     """The in-range pass of float32 kernel ``name`` (see _in_range_lanes)."""
     emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
     emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
@@ -284,7 +297,7 @@ def _float32_lanes(name: str, blocks: int = _BLOCKS_F32):
     return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks)
 
 
-def _float64_lanes(name: str, blocks: int = _BLOCKS_F64):
+def _float64_lanes(name: str, blocks: int):
     """The in-range pass of float64 kernel ``name``: the normal range (see
     _in_range_lanes and _math)."""
     emit_terms = _lanes.for_lanes(_math.exp_f64)
@@ -402,11 +415,10 @@ _ITEMSIZE = {types.float32: 4, types.float64: 8}
 def _array_loop(name: str, element_type):
     """``loop(x, outputs, n)`` for kernel ``name`` on typed pointers of
     ``element_type``: x, a tuple of outputs, the length."""
-    if element_type == types.float32:
-        lanes, one_vector, one_vector_outside = _float32_lanes(name), _float32_lanes(name, 1), _float32_outside_lanes(name)
-    else:
-        lanes, one_vector, one_vector_outside = _float64_lanes(name), _float64_lanes(name, 1), _float64_outside_lanes(name)
-    step_size = _STEPS[element_type]
+    single = element_type == types.float32
+    in_range, outside_range = (_float32_lanes, _float32_outside_lanes) if single else (_float64_lanes, _float64_outside_lanes)
+    lanes, one_vector, one_vector_outside = in_range(name, _BLOCKS[name, element_type]), in_range(name, 1), outside_range(name)
+    step_size = _STEPS[name, element_type]
     itemsize = _ITEMSIZE[element_type]
     streaming_min = _STREAMING_MIN[element_type]
 

@@ -109,7 +109,7 @@ class Lanes:
         return self._constant(other) / self
 
     def __neg__(self):
-        return self._map(self.builder.fneg)
+        return self._map(self.builder.fneg if self.is_float else self.builder.neg)
 
     def __abs__(self):
         fabs = _declare(self.builder, f"llvm.fabs.{_suffix(self.vector_type)}", self.vector_type, [self.vector_type])

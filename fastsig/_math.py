@@ -387,13 +387,31 @@ def _derivative_f64(exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range):
     return _scale_result(_quotient(ratio, ratio_lo, q0, d_hi, d_lo), k, full_range)
 
 
+@njit(inline="always")
+def _sigmoid_f64_scaled(x, exp):
+    # σ alone in the normal range: numerator and denominator of _sigmoid_f64
+    # times 2**-k, N 2**-k / (2**-k + n) with t = n 2**k. The denominator
+    # needs 2**-k (one integer operation) instead of t_hi, t_lo and 2**k
+    # (three), and every value formed is the one _sigmoid_f64 forms times
+    # 2**-k, exactly (all normal numbers, 2**-k <= 2**866): the same bits.
+    n_hi, n_lo, shifted = exp
+    k = (_float64_to_int64_bits(shifted) - _MAGIC_BITS) >> 3
+    p = _pow2(-k)
+    # Fast2Sum: n_hi < 2 <= 2 p, so its exponent is at most p's.
+    d_hi = p + n_hi
+    d_lo = ((p - d_hi) + n_hi) + n_lo
+    negative = x < 0.0
+    return _quotient(select(negative, n_hi, p), select(negative, n_lo, 0.0), 1.0 / d_hi, d_hi, d_lo)
+
+
 # Stage 2 of each float64 kernel. NaN: the compares may set the invalid
 # flag on a NaN; the ufunc loops clear the flags (see _kernels), so NumPy
 # never warns.
 @njit(inline="always")
 def sigmoid_f64_result(x, exp, full_range):
     t_hi, t_lo, k, q0, d_hi, d_lo = _denominator(exp, full_range)
-    return (_sigmoid_f64(x, exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range),)
+    full = _sigmoid_f64(x, exp, t_hi, t_lo, k, q0, d_hi, d_lo, full_range)
+    return (select(full_range, full, _sigmoid_f64_scaled(x, exp)),)
 
 
 @njit(inline="always")

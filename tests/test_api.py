@@ -230,7 +230,7 @@ def test_vector_code_equals_scalar_math_bitwise(dtype, name, rng):
     must still read their own x."""
     edge, beyond, spread = _LANE_EDGES[dtype]
     edge = dtype(edge)
-    step = _kernels._STEPS[numba.from_dtype(np.dtype(dtype))]
+    step = _kernels._STEPS[name, numba.from_dtype(np.dtype(dtype))]
     x = np.concatenate([
         rng.uniform(-spread, spread, 4 * step),
         np.nextafter(edge, [0, np.inf, 0, np.inf], dtype=dtype) * [1, 1, -1, -1],
