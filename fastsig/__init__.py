@@ -16,6 +16,7 @@ from ._api import (
     sigmoid_derivative_,
 )
 from ._kernels import get_num_threads, num_threads, set_num_threads
+from ._memory import release as release_memory
 from . import baseline
 
 __version__ = "0.1.0"
@@ -31,5 +32,6 @@ __all__ = [
     "get_num_threads",
     "set_num_threads",
     "num_threads",
+    "release_memory",
     "__version__",
 ]

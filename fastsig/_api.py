@@ -14,6 +14,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
+from . import _memory
 from ._kernels import _settings as _thread_settings
 from ._kernels import parallel_threads, parallel_ufunc, run_kernel, to_float16, ufunc
 
@@ -37,6 +38,21 @@ _SMALL = 4096
 # serial ones, and those whose inner loop runs large arrays on all threads.
 _UFUNCS: dict[str, np.ufunc] = {}
 _PARALLEL_UFUNCS: dict[str, np.ufunc] = {}
+_POOL_MIN = _memory.POOL_MIN
+
+
+def _result_like(x: np.ndarray) -> np.ndarray:
+    """A new result of x's shape and dtype, C order (for C-contiguous or
+    1-D x): results of POOL_MIN bytes and more from the memory pool, whose
+    blocks the next call can reuse without fresh pages (see _memory)."""
+    return _memory.empty(x.shape, x.dtype) if x.nbytes >= _POOL_MIN else np.empty_like(x)
+
+
+def _allocating(u: np.ufunc, x: np.ndarray, nout: int = 1) -> Any:
+    """u(x) for a C-contiguous x, the results from _result_like when large."""
+    if x.nbytes < _POOL_MIN:
+        return u(x)
+    return u(x, out=_result_like(x)) if nout == 1 else u(x, out=(_result_like(x), _result_like(x)))
 
 
 def _plain_out(out: Any, x: np.ndarray) -> bool:
@@ -81,13 +97,15 @@ def _unary(name: str, x: Any, out: Any) -> Result:
         size = x.size
         if size >= _SMALL and x.flags.c_contiguous and _thread_settings.threads is None:
             u = _PARALLEL_UFUNCS.get(name) or _load_parallel(name)
-            return u(x) if out is None else u(x, out=out)
+            return _allocating(u, x) if out is None else u(x, out=out)
         threads = 0 if size < _SMALL else parallel_threads(name, size, dtype)
         if not threads:
             u = _UFUNCS.get(name) or _load(name)
-            return u(x) if out is None else u(x, out=out)  # a keyword costs a ufunc call 50 ns
+            if out is None:  # a keyword costs a ufunc call 50 ns
+                return u(x) if size < _SMALL or not x.flags.c_contiguous else _allocating(u, x)
+            return u(x, out=out)
         if _kernel_layout(x) and (out is None or (_kernel_layout(out) and (out is x or _apart(out, x)))):
-            result = np.empty_like(x) if out is None else out
+            result = _result_like(x) if out is None else out
             run_kernel(name, threads, _c_order_1d(x), _c_order_1d(result))
             return result
     return _call(name, (x,), out)
@@ -257,7 +275,9 @@ def _run_parallel(name, threads, arrays, outs, shape, compute, result_dtype) -> 
     arrays = [a if a.dtype == compute and a.dtype.isnative else a.astype(compute) for a in arrays]
     first = arrays[0]
     if outs is None:  # laid out as NumPy's ufuncs would (broadcast axes in C order)
-        results = tuple(np.empty(shape, compute) if 0 in first.strides else np.empty_like(first) for _ in range(nout))
+        c_order = 0 in first.strides or first.flags.c_contiguous or first.ndim == 1
+        results = tuple(_memory.empty(shape, compute) if c_order and math.prod(shape) * compute.itemsize >= _POOL_MIN
+                        else np.empty(shape, compute) if 0 in first.strides else np.empty_like(first) for _ in range(nout))
     else:
         for o in outs:
             if o.dtype != compute or o.shape != shape:
@@ -403,13 +423,15 @@ def sigmoid_and_derivative(
         size = x.size
         if size >= _SMALL and x.flags.c_contiguous and _thread_settings.threads is None:
             u = _PARALLEL_UFUNCS.get("sigmoid_and_derivative") or _load_parallel("sigmoid_and_derivative")
-            return u(x) if out is None else u(x, out=out)
+            return _allocating(u, x, 2) if out is None else u(x, out=out)
         threads = 0 if size < _SMALL else parallel_threads("sigmoid_and_derivative", size, dtype)
         if not threads:
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
-            return u(x) if out is None else u(x, out=out)
+            if out is None:
+                return u(x) if size < _SMALL or not x.flags.c_contiguous else _allocating(u, x, 2)
+            return u(x, out=out)
         if _kernel_layout(x) and (out is None or all(_kernel_layout(o) and (o is x or _apart(o, x)) for o in out)):
-            results = (np.empty_like(x), np.empty_like(x)) if out is None else out
+            results = (_result_like(x), _result_like(x)) if out is None else out
             run_kernel("sigmoid_and_derivative", threads, _c_order_1d(x), *(_c_order_1d(r) for r in results))
             return results
     return _call("sigmoid_and_derivative", (x,), out)
@@ -443,7 +465,10 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
         size = output.size
         if (size >= _SMALL and output.flags.c_contiguous and grad_output.flags.c_contiguous
                 and _thread_settings.threads is None):
-            return (_PARALLEL_UFUNCS.get("sigmoid_backward") or _load_parallel("sigmoid_backward"))(grad_output, output)
+            u = _PARALLEL_UFUNCS.get("sigmoid_backward") or _load_parallel("sigmoid_backward")
+            if grad_output.shape == output.shape and output.nbytes >= _POOL_MIN:
+                return u(grad_output, output, out=_result_like(output))
+            return u(grad_output, output)
         if size < _SMALL:  # NumPy broadcasts
             return (_UFUNCS.get("sigmoid_backward") or _load("sigmoid_backward"))(grad_output, output)
         if (
@@ -452,7 +477,7 @@ def sigmoid_backward(grad_output: ArrayLike, output: ArrayLike, /, out: np.ndarr
             and output.flags.c_contiguous
             and grad_output.flags.c_contiguous
         ):
-            result = np.empty_like(output)
+            result = _result_like(output)
             run_kernel("sigmoid_backward", threads, _c_order_1d(grad_output), _c_order_1d(output), _c_order_1d(result))
             return result
     return _call("sigmoid_backward", (grad_output, output), out)
