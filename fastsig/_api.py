@@ -41,16 +41,20 @@ _PARALLEL_UFUNCS: dict[str, np.ufunc] = {}
 _POOL_MIN = _memory.POOL_MIN
 
 
+def _new_result(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """np.empty(shape, dtype): results of POOL_MIN bytes and more from the
+    memory pool, whose blocks the next call reuses without fresh pages (see _memory)."""
+    return _memory.empty(shape, dtype) if math.prod(shape) * dtype.itemsize >= _POOL_MIN else np.empty(shape, dtype)
+
+
 def _result_like(x: np.ndarray) -> np.ndarray:
-    """A new result of x's shape and dtype, C order (for C-contiguous or
-    1-D x): results of POOL_MIN bytes and more from the memory pool, whose
-    blocks the next call can reuse without fresh pages (see _memory)."""
-    return _memory.empty(x.shape, x.dtype) if x.nbytes >= _POOL_MIN else np.empty_like(x)
+    """A new result for a C-contiguous or 1-D x (np.empty_like's layout for those)."""
+    return _new_result(x.shape, x.dtype)
 
 
 def _allocating(u: np.ufunc, x: np.ndarray, nout: int = 1) -> Any:
-    """u(x) for a C-contiguous x, the results from _result_like when large."""
-    if x.nbytes < _POOL_MIN:
+    """u(x), allocating its results as NumPy would, but from the pool when large and C order."""
+    if x.nbytes < _POOL_MIN or not x.flags.c_contiguous:
         return u(x)
     return u(x, out=_result_like(x)) if nout == 1 else u(x, out=(_result_like(x), _result_like(x)))
 
@@ -102,7 +106,7 @@ def _unary(name: str, x: Any, out: Any) -> Result:
         if not threads:
             u = _UFUNCS.get(name) or _load(name)
             if out is None:  # a keyword costs a ufunc call 50 ns
-                return u(x) if size < _SMALL or not x.flags.c_contiguous else _allocating(u, x)
+                return u(x) if size < _SMALL else _allocating(u, x)
             return u(x, out=out)
         if _kernel_layout(x) and (out is None or (_kernel_layout(out) and (out is x or _apart(out, x)))):
             result = _result_like(x) if out is None else out
@@ -276,8 +280,7 @@ def _run_parallel(name, threads, arrays, outs, shape, compute, result_dtype) -> 
     first = arrays[0]
     if outs is None:  # laid out as NumPy's ufuncs would (broadcast axes in C order)
         c_order = 0 in first.strides or first.flags.c_contiguous or first.ndim == 1
-        results = tuple(_memory.empty(shape, compute) if c_order and math.prod(shape) * compute.itemsize >= _POOL_MIN
-                        else np.empty(shape, compute) if 0 in first.strides else np.empty_like(first) for _ in range(nout))
+        results = tuple(_new_result(shape, compute) if c_order else np.empty_like(first) for _ in range(nout))
     else:
         for o in outs:
             if o.dtype != compute or o.shape != shape:
@@ -428,7 +431,7 @@ def sigmoid_and_derivative(
         if not threads:
             u = _UFUNCS.get("sigmoid_and_derivative") or _load("sigmoid_and_derivative")
             if out is None:
-                return u(x) if size < _SMALL or not x.flags.c_contiguous else _allocating(u, x, 2)
+                return u(x) if size < _SMALL else _allocating(u, x, 2)
             return u(x, out=out)
         if _kernel_layout(x) and (out is None or all(_kernel_layout(o) and (o is x or _apart(o, x)) for o in out)):
             results = (_result_like(x), _result_like(x)) if out is None else out
