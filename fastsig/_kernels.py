@@ -72,8 +72,8 @@ JIT_OPTIONS = dict(error_model="numpy", nogil=True, cache=CACHE)
 
 @intrinsic
 def _address(typingctx, pointer):
-    """The address a typed pointer holds, as an integer."""
-    if not isinstance(pointer, types.CPointer):
+    """The address a pointer (typed, or void*) holds, as an integer."""
+    if not isinstance(pointer, (types.CPointer, types.RawPointer)):
         return None
 
     def codegen(context, builder, signature, args):
@@ -1044,10 +1044,15 @@ def ufunc(name: str) -> np.ufunc:
     # Built once even when threads race to the first call: the parallel
     # kernels call the loops at the addresses recorded here, which must be
     # those of the ufunc everyone keeps.
+    return _built_once(_BUILT, name, _build_ufunc)
+
+
+def _built_once(table: dict, name: str, build) -> np.ufunc:
+    """table[name], built by build(name) the first time, under the build lock."""
     with _build_lock:
-        if name not in _BUILT:
-            _BUILT[name] = _build_ufunc(name)
-        return _BUILT[name]
+        if name not in table:
+            table[name] = build(name)
+        return table[name]
 
 
 def _build_ufunc(name: str) -> np.ufunc:
@@ -1091,10 +1096,7 @@ def parallel_ufunc(name: str) -> np.ufunc:
     _api._SMALL elements or more only, so that a process that never runs
     large arrays never starts threads (GNU OpenMP then refuses a forked
     child's parallel region, as with any Numba prange)."""
-    with _build_lock:
-        if name not in _PARALLEL_BUILT:
-            _PARALLEL_BUILT[name] = _build_parallel_ufunc(name)
-        return _PARALLEL_BUILT[name]
+    return _built_once(_PARALLEL_BUILT, name, _build_parallel_ufunc)
 
 
 def _build_parallel_ufunc(name: str) -> np.ufunc:

@@ -325,6 +325,12 @@ def _quotient(n_hi, n_lo, q0, d_hi, d_lo):
 
 
 @njit(inline="always")
+def _exponent(shifted):
+    """m of e^-|x| = (n_hi + n_lo) 2**m, from stage 1's 8 m + j."""
+    return (_float64_to_int64_bits(shifted) - _MAGIC_BITS) >> 3
+
+
+@njit(inline="always")
 def _denominator(exp, full_range):
     """The denominator 1 + t, t = e^-|x|, in stage 2: (t_hi, t_lo, k, q0,
     d_hi, d_lo), with 1 + t = d_hi + d_lo as an exact pair, q0 = 1/d_hi
@@ -337,7 +343,7 @@ def _denominator(exp, full_range):
     kernels then scale the result by 2**kf instead (see _scale_result).
     """
     n_hi, n_lo, shifted = exp
-    k = (_float64_to_int64_bits(shifted) - _MAGIC_BITS) >> 3  # m of e^-|x| = (n_hi + n_lo) 2**m
+    k = _exponent(shifted)
     # (The cap is a float max: AVX2 has no 64-bit integer max.)
     scale = select(full_range, _pow2_of_integral(max(_integral_to_float64(k), -float(_LDEXP_BIAS))), _pow2(k))
     # Exact products: a power of two times a normal number. n_hi is in
@@ -395,9 +401,8 @@ def _sigmoid_f64_scaled(x, exp):
     # (three), and every value formed is the one _sigmoid_f64 forms times
     # 2**-k, exactly (all normal numbers, 2**-k <= 2**866): the same bits.
     n_hi, n_lo, shifted = exp
-    k = (_float64_to_int64_bits(shifted) - _MAGIC_BITS) >> 3
-    p = _pow2(-k)
-    # Fast2Sum: n_hi < 2 <= 2 p, so its exponent is at most p's.
+    p = _pow2(-_exponent(shifted))
+    # Fast2Sum: n_hi < 2 and p >= 1, so n_hi's exponent is at most p's.
     d_hi = p + n_hi
     d_lo = ((p - d_hi) + n_hi) + n_lo
     negative = x < 0.0

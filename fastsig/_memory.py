@@ -38,6 +38,11 @@ from numba.extending import intrinsic
 
 from . import _kernels
 
+try:
+    from numpy._core.multiarray import _get_madvise_hugepage
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import _get_madvise_hugepage
+
 #: Blocks the pool keeps at most.
 SLOTS = 8
 #: Results of at least this many bytes come from the pool: glibc's largest
@@ -72,14 +77,6 @@ def _pointer(typingctx, address):
         return builder.inttoptr(args[0], _VOIDP)
 
     return types.voidptr(address), codegen
-
-
-@intrinsic
-def _integer(typingctx, pointer):
-    def codegen(context, builder, signature, args):
-        return builder.ptrtoint(args[0], _SIZE)
-
-    return types.int64(pointer), codegen
 
 
 def _c_call(name: str, return_type, arity: int):
@@ -135,7 +132,7 @@ def _pool_malloc(context, size):
 
 def _pool_free(context, pointer, size):
     n = types.int64(size)
-    block = _integer(pointer)
+    block = _kernels._address(pointer)
     state = _entries(context)
     if block == 0:
         return
@@ -157,7 +154,7 @@ def _pool_calloc(context, count, size):
 
 
 def _pool_realloc(context, pointer, size):
-    return _pointer(_c_realloc(_entries(context)[_REALLOC], (_integer(pointer), types.int64(size))))
+    return _pointer(_c_realloc(_entries(context)[_REALLOC], (_kernels._address(pointer), types.int64(size))))
 
 
 def _pool_release(context):
@@ -268,20 +265,12 @@ def empty(shape, dtype: np.dtype) -> np.ndarray:
     pool = _get_pool()
     if pool is None:
         return np.empty(shape, dtype)
-    pool.entries[_HUGE_PAGES] = _huge_pages()
+    pool.entries[_HUGE_PAGES] = _get_madvise_hugepage()  # NumPy's setting, which can change
     previous = pool.set_handler(pool.handler)
     try:
         return np.empty(shape, dtype)
     finally:
         pool.set_handler(previous)
-
-
-def _huge_pages() -> int:
-    try:
-        from numpy._core.multiarray import _get_madvise_hugepage
-    except ImportError:  # NumPy 1.x
-        from numpy.core.multiarray import _get_madvise_hugepage
-    return int(_get_madvise_hugepage())
 
 
 def release() -> int:
