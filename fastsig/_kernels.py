@@ -32,7 +32,7 @@ import os
 import platform
 import threading
 from types import FunctionType
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numba
 import numpy as np
@@ -480,7 +480,7 @@ _SCALARS = {
 # The global names a template uses for what _specialize binds. (Stand-ins
 # here, so that the module reads as Python: the templates are never run.)
 ARRAY_LOOP = SCALAR = None
-ITEMSIZE = OPERANDS = INPUTS = 1
+ITEMSIZE = OPERANDS = INPUTS = S_AT = DS_AT = 1
 
 
 def _specialize(template, name: str, element_type):
@@ -491,13 +491,16 @@ def _specialize(template, name: str, element_type):
     inline njit function is inlined), and the disk cache tells the copies
     apart by their qualified names.
     """
+    spec = _UFUNC_SPECS[name]
     bound = dict(template.__globals__)
     bound.update(
         ARRAY_LOOP=_ARRAY_LOOPS.get((name, element_type)),
         SCALAR=_SCALARS.get((name, element_type)),
         ITEMSIZE=8 if element_type == types.float64 else 4,
-        OPERANDS=sum(_UFUNC_SPECS[name][2:]),
-        INPUTS=_UFUNC_SPECS[name][2],
+        OPERANDS=spec.nin + spec.nout,
+        INPUTS=spec.nin,
+        S_AT=spec.s_at,
+        DS_AT=spec.ds_at,
     )
     copy = FunctionType(template.__code__, bound, template.__name__)
     copy.__qualname__ = copy.__name__ = f"{name}_{element_type}{template.__name__}"
@@ -940,8 +943,8 @@ def _unary_ufunc_loop(args, dims, steps, data):
 
 def _fused_ufunc_loop(args, dims, steps, data):
     n = dims[0]
-    x, out_s, out_ds = args[0], args[1], args[2]
-    sx, ss, sd = steps[0] // ITEMSIZE, steps[1] // ITEMSIZE, steps[2] // ITEMSIZE
+    x, out_s, out_ds = args[0], args[S_AT], args[DS_AT]
+    sx, ss, sd = steps[0] // ITEMSIZE, steps[S_AT] // ITEMSIZE, steps[DS_AT] // ITEMSIZE
     if sx == 1 and ss == 1 and sd == 1 and not _partial_overlap(args, steps, n, 1, 3):
         _call_array_loop(data, (x, out_s, out_ds), n)
     else:
@@ -994,13 +997,31 @@ def _parallel_ufunc_loop(args, dims, steps, data):
         _call_raw_loop(_config(data, _LOOP_AT), _config(data, _LOOP_DATA_AT), args, dims, steps)
 
 
-# name -> (ufunc loop template, array loop template or None, nin, nout)
+class _UfuncSpec(NamedTuple):
+    loop: FunctionType  # the inner-loop template
+    array_loop: FunctionType | None  # the array-loop template it calls through its data, if any
+    nin: int
+    nout: int
+    array_loops_of: str | None = None  # calls that ufunc's array loops instead (compiled once)
+    s_at: int = 1  # the fused loop's operands: where σ and σ' are
+    ds_at: int = 2
+
+
 _UFUNC_SPECS = {
-    "sigmoid": (_unary_ufunc_loop, _unary_array_loop, 1, 1),
-    "sigmoid_derivative": (_unary_ufunc_loop, _unary_array_loop, 1, 1),
-    "sigmoid_and_derivative": (_fused_ufunc_loop, _fused_array_loop, 1, 2),
-    "sigmoid_backward": (_binary_ufunc_loop, None, 2, 1),
+    "sigmoid": _UfuncSpec(_unary_ufunc_loop, _unary_array_loop, 1, 1),
+    "sigmoid_derivative": _UfuncSpec(_unary_ufunc_loop, _unary_array_loop, 1, 1),
+    "sigmoid_and_derivative": _UfuncSpec(_fused_ufunc_loop, _fused_array_loop, 1, 2),
+    "sigmoid_backward": _UfuncSpec(_binary_ufunc_loop, None, 2, 1),
+    # (x, ds) -> s: the fused kernel as a one-output ufunc that writes σ'
+    # into its second operand, for small arrays (see _api's
+    # sigmoid_and_derivative). NumPy's two-output ufuncs take its general
+    # iterator, 400 ns a call against 230 for one output (np.modf too), 40 %
+    # of the fused kernel's time at 1000 elements. Only for a ds that
+    # NumPy passes as it is: fresh, aligned, of x's dtype, apart from x.
+    "sigmoid_writing_derivative": _UfuncSpec(_fused_ufunc_loop, None, 2, 1, "sigmoid_and_derivative", 2, 1),
 }
+#: The ufuncs behind the public functions (the rest serve them).
+PUBLIC_UFUNCS = ("sigmoid", "sigmoid_derivative", "sigmoid_and_derivative", "sigmoid_backward")
 
 
 class _CachedLoop(CFunc):
@@ -1068,23 +1089,28 @@ def _built_once(table: dict, name: str, build) -> np.ufunc:
 
 
 def _build_ufunc(name: str) -> np.ufunc:
-    template, array_template, nin, nout = _UFUNC_SPECS[name]
+    spec = _UFUNC_SPECS[name]
+    if spec.array_loops_of is not None and spec.array_loops_of not in _BUILT:  # (under the build lock)
+        _BUILT[spec.array_loops_of] = _build_ufunc(spec.array_loops_of)
     compiled, addresses, data, type_lists = [], [], [], []
     for element_type, dtype in _DTYPES:
-        array_loop = None
-        if array_template is not None:
-            signature = _array_loop_signature(element_type, nout)
-            array_loop = _compile_loop(_specialize(array_template, name, element_type), signature)
-            compiled.append(array_loop)
-        loop = _compile_loop(_specialize(template, name, element_type), _loop_signature(element_type))
+        array_loop = 0
+        if spec.array_loops_of is not None:
+            array_loop = _UFUNC_LOOPS[spec.array_loops_of, dtype][1]
+        elif spec.array_loop is not None:
+            signature = _array_loop_signature(element_type, spec.nout)
+            compiled.append(_compile_loop(_specialize(spec.array_loop, name, element_type), signature))
+            array_loop = compiled[-1].address
+        loop = _compile_loop(_specialize(spec.loop, name, element_type), _loop_signature(element_type))
         compiled.append(loop)
         addresses.append(loop.address)
-        data.append(array_loop.address if array_loop is not None else 0)
-        type_lists.append([dtype.num] * (nin + nout))
+        data.append(array_loop)
+        type_lists.append([dtype.num] * (spec.nin + spec.nout))
         _UFUNC_LOOPS[name, dtype] = (addresses[-1], data[-1])
     _COMPILED_LOOPS.extend(compiled)
     doc = f"fastsig's serial NumPy ufunc for {name}; see fastsig.{name}."
-    return _internal.fromfunc(name, doc, addresses, type_lists, nin, nout, data, compiled, parse_identity(None))
+    return _internal.fromfunc(name, doc, addresses, type_lists, spec.nin, spec.nout, data, compiled,
+                              parse_identity(None))
 
 
 _DTYPES = ((types.float64, np.dtype(np.float64)), (types.float32, np.dtype(np.float32)))
@@ -1112,7 +1138,7 @@ def parallel_ufunc(name: str) -> np.ufunc:
 
 
 def _build_parallel_ufunc(name: str) -> np.ufunc:
-    _, _, nin, nout = _UFUNC_SPECS[name]
+    nin, nout = _UFUNC_SPECS[name].nin, _UFUNC_SPECS[name].nout
     serial = _BUILT.get(name) or _build_ufunc(name)
     _BUILT[name] = serial
     compiled, addresses, configs, type_lists = [], [], [], []
@@ -1281,10 +1307,10 @@ def run_kernel(name: str, threads: int, *arrays: np.ndarray) -> None:
 
 
 def _run_serial(name: str, *arrays: np.ndarray) -> None:
-    nin = _UFUNC_SPECS[name][2]
+    nin = _UFUNC_SPECS[name].nin
     ufunc(name)(*arrays[:nin], out=arrays[nin:])
 
 
 #: The single-threaded kernels, called like PARALLEL's (inputs, then outputs):
 #: the serial ufunc's loop on the same contiguous arrays.
-SERIAL = {name: functools.partial(_run_serial, name) for name in _UFUNC_SPECS}
+SERIAL = {name: functools.partial(_run_serial, name) for name in PUBLIC_UFUNCS}

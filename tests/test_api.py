@@ -446,6 +446,30 @@ def test_sigmoid_and_derivative_bitwise(dtype, n, rng):
     assert np.array_equal(y, s, equal_nan=True) and np.array_equal(other, ds, equal_nan=True)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_and_derivative_small_layouts(dtype, rng):
+    """Below the parallel size the pair comes from the one-output ufunc that
+    writes σ' into a fresh array (see _kernels): the same bits and the same
+    results as NumPy's two-output ufunc would give, in every layout."""
+    base = (rng.standard_normal(4000) * 40).astype(dtype)
+    base[:5] = [np.nan, np.inf, -np.inf, 0, -800]
+    cases = [base[:n] for n in (0, 1, 2, 15, 16, 17, 127, 129, 1000, 4000)]
+    cases += [base[::3], base[:1200].reshape(30, 40), base[:1200].reshape(30, 40).T, base[:1200].reshape(2, 3, 200)[:, ::2]]
+    for x in cases:
+        s, ds = both(x)
+        reference = _kernels.ufunc("sigmoid_and_derivative")(x)
+        for result, expected in zip((s, ds), reference):
+            assert type(result) is np.ndarray and result.dtype == x.dtype and result.shape == x.shape
+            assert result.flags.owndata and result.flags.writeable
+            assert np.array_equal(result, expected, equal_nan=True)
+        assert np.array_equal(s, fastsig.sigmoid(x), equal_nan=True)
+        assert np.array_equal(ds, fastsig.sigmoid_derivative(x), equal_nan=True)
+        assert ds.flags.c_contiguous == s.flags.c_contiguous and ds.flags.f_contiguous == s.flags.f_contiguous
+    s, ds = both(np.array(-3.0, dtype))  # 0-d: NumPy scalars, as NumPy's ufuncs give
+    assert type(s) is type(ds) is np.dtype(dtype).type
+    assert (s, ds) == (fastsig.sigmoid(dtype(-3.0)), fastsig.sigmoid_derivative(dtype(-3.0)))
+
+
 def test_sigmoid_and_derivative_bad_out():
     x = np.zeros(3)
     with pytest.raises(TypeError, match="tuple of 2"):
