@@ -1261,14 +1261,17 @@ def num_threads(n: int) -> Iterator[None]:
 # thread and share the work. Measured (parallel time / serial time on 2
 # cores), Zen 4, seventh session: float32 (16 lanes, 0.42 ns/element) 1.2
 # at 8192, 0.97 at 12288, 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at
-# 3072, 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. (Zen 3 and Zen 5,
-# earlier kernels: 8192 for both.) The backward step is two multiplies per
-# element and memory-bound: on Zen 5 1.1-1.6 up to 16384 elements, 0.8-1.2
-# at 32768, 0.5-0.8 from 65536.
+# 3072, 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. Intel Xeon (AVX-512,
+# eleventh session), σ and the fused kernel: float32 1.05-1.17 at 4096,
+# 0.91-0.99 at 6144, 0.82-0.86 at 8192, 0.74-0.76 at 12288; float64
+# 0.87-0.99 at 3072, 0.72-0.87 at 4096, 0.65-0.76 at 6144. The thresholds
+# suit both. (Zen 3 and Zen 5, earlier kernels: 8192 for both.) The
+# backward step is two multiplies per element and memory-bound: on Zen 5
+# 1.1-1.6 up to 16384 elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536.
 PARALLEL_MIN_SIZE = {
-    "sigmoid": {"float64": 6144, "float32": 16384},
-    "sigmoid_derivative": {"float64": 6144, "float32": 16384},
-    "sigmoid_and_derivative": {"float64": 6144, "float32": 16384},
+    "sigmoid": {"float64": 4096, "float32": 12288},
+    "sigmoid_derivative": {"float64": 4096, "float32": 12288},
+    "sigmoid_and_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_backward": {"float64": 65536, "float32": 65536},
 }
 # The same, by dtype object (the hot path looks it up without .name).
