@@ -359,6 +359,8 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
     >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
     [5e-324, 1.0]
     """
+    if out is None and type(x) is _ndarray and x.size < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
+        return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x)  # small arrays: as _unary would, a call sooner
     return _unary("sigmoid", x, out)
 
 
@@ -387,6 +389,8 @@ def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result
     >>> float(fastsig.sigmoid_derivative(0))
     0.25
     """
+    if out is None and type(x) is _ndarray and x.size < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
+        return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x)  # small arrays: as _unary would, a call sooner
     return _unary("sigmoid_derivative", x, out)
 
 
