@@ -188,7 +188,10 @@ _BLOCK = 1024  # elements of the stack buffers
 # float64 2: 0.98-1.01 / 1.07-1.10 / 1.34-1.36, 3: 0.94-0.98 / 1.04-1.08 /
 # 1.51-1.58, 4: 1.03-1.35 / 1.06-1.11 / 1.44-1.48; float32 4 and 8 level.
 # The fused float64 kernel keeps the most values live: 2 vectors on Zen 4
-# (Zen 5: 12 % slower than 3, its best).
+# (Zen 5: 12 % slower than 3, its best). Intel Xeon (eleventh session, one
+# process, round-robin): float64 1-4 and float32 2-8 vectors within 5 %,
+# and AVX2 code as fast as AVX-512: the divisions set the pace there (float64
+# σ 0.89 ns/element, 0.67 with the division replaced by a multiply).
 _BLOCKS = {
     (name, element_type): blocks
     for name, (blocks_f64, blocks_f32) in {
