@@ -512,7 +512,12 @@ def _check_in_place(x: Any, name: str) -> np.ndarray:
 
 def _in_place(name: str, x: Any) -> np.ndarray:
     if type(x) is _ndarray and ((dtype := x.dtype) is _F64 or dtype is _F32) and x.flags.writeable:
-        if x.size < _SMALL:  # straight to the ufunc, as in _unary
+        size = x.size
+        if size == 1:
+            # NumPy's ufuncs take 250-500 ns more on one element in place
+            # (its overlap checks) than the call and a copy back.
+            x[...] = (_UFUNCS.get(name) or _load(name))(x)
+        elif size < _SMALL:  # straight to the ufunc, as in _unary
             (_UFUNCS.get(name) or _load(name))(x, x)
         else:
             _unary(name, x, x)

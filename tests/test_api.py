@@ -512,7 +512,7 @@ def test_sigmoid_backward_parallel_layouts(dtype, shape, rng):
 # ---------------------------------------------------------------- in place
 @pytest.mark.parametrize("inplace, func", [(fastsig.sigmoid_, fastsig.sigmoid), (fastsig.sigmoid_derivative_, fastsig.sigmoid_derivative)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
-@pytest.mark.parametrize("n", [20, BIG])
+@pytest.mark.parametrize("n", [1, 20, BIG])
 def test_in_place(inplace, func, dtype, n, rng):
     x = (rng.standard_normal(n) * 10).astype(dtype)
     expected = func(x)
@@ -529,6 +529,8 @@ def test_in_place(inplace, func, dtype, n, rng):
     w = x.copy()
     func(w, out=w)
     assert np.array_equal(w, expected)
+    single = x[:1].copy().reshape(())  # 0-d: one element, as the 1-element arrays
+    assert inplace(single) is single and single == expected[0]
 
 
 @pytest.mark.parametrize("inplace", [fastsig.sigmoid_, fastsig.sigmoid_derivative_])
