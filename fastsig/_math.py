@@ -607,16 +607,17 @@ def exp_pair_f32(x):
     # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
     q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
     v = fma(mul(u, u), q, u_lo)
-    # t * 2**-m = table_hi (1 + u_hi + v) = t_hi + t_lo: the product
-    # table_hi u_hi exact by its FMA residual, the sum by Fast2Sum
-    # (|table_hi| > |p|); t_lo carries up to 2**-12 t, unnormalized.
+    # t = T (1 + u_hi + v) = t_hi + t_lo with T = 2**m hi_j: the product
+    # T u_hi exact by its FMA residual, the sum by Fast2Sum (|T| > |p|);
+    # t_lo carries up to 2**-12 t, unnormalized. (2**m scales hi_j, one
+    # exact product, rather than t_hi and t_lo, two: the same bits for all
+    # 2**32 inputs, checked.)
+    scale = from_bits32((127 + (k >> 4)) << 23)  # 2**m (|m| <= 93)
+    table_hi = table_hi * scale
     p = mul(table_hi, u_hi)
     tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
     t_hi = table_hi + p
     t_lo = ((table_hi - t_hi) + p) + tail
-    scale = from_bits32((127 + (k >> 4)) << 23)  # 2**m (|m| <= 93), exact products
-    t_hi = t_hi * scale
-    t_lo = t_lo * scale
     # d = 1 + t normalized: the corrections below divide by d_hi alone,
     # which must be d to 2**-24, so d_hi is 1 + (t_hi + t_lo) (t_lo can be
     # 2**-12 t). d_lo is then exact but for the last add (Fast2Sum of the
