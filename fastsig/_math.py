@@ -582,9 +582,11 @@ _LN2_16_LO = float(np.float32(_LN2_16 - _LN2_16_HI))
 # degree-5 Taylor polynomial, within 2**-42.6, costs an FMA more and rounds
 # no more results correctly).
 _EXP_TAIL_F32 = (0.5, 0.1666700690984726, 0.04166765883564949)
-# Adding 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to an integer.
-_ROUND_MAGIC_F32 = 12582912.0
-_MAGIC_BITS_F32 = int(np.float32(_ROUND_MAGIC_F32).view(np.int32))
+# Adding 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to an integer k,
+# which the sum's low 23 bits then hold; 127 * 16 more puts 16 (m + 127) + j
+# there for k = 16 m + j: the lookup index in the low 4 bits and the
+# exponent field of 2**m above them, two shifts away (|k| <= 1478).
+_ROUND_MAGIC_F32 = 12582912.0 + 127 * 16
 
 
 @njit(inline="always")
@@ -595,14 +597,14 @@ def exp_pair_f32(x):
     and then σ = 1/d for every x, with no choice of numerator."""
     minus_x = -x
     shifted = fma(minus_x, f32(_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
-    kf = shifted - f32(_ROUND_MAGIC_F32)
-    k = bits32(shifted) - _MAGIC_BITS_F32  # round(-16 x / ln2) = 16 m + j, 0 <= j < 16
+    kf = shifted - f32(_ROUND_MAGIC_F32)  # k = round(-16 x / ln2) = 16 m + j, 0 <= j < 16
+    k_bits = bits32(shifted)  # 16 (m + 127) + j in the low 23 bits
     # e^-x = 2**m hi_j e^(u_hi + u_lo), from -x = k ln2/16 + u and
     # 2**(j/16) = hi_j e^rho_j: u_hi exact, u_lo = -(k ln2/16's low part)
     # + rho_j within 2**-42.
-    table_hi = lookup(_EXP2_HI, k & 15)
+    table_hi = lookup(_EXP2_HI, k_bits & 15)
     u_hi = fma(kf, f32(-_LN2_16_HI), minus_x)
-    u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k & 15))
+    u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k_bits & 15))
     u = u_hi + u_lo
     # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
     q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
@@ -612,7 +614,7 @@ def exp_pair_f32(x):
     # t_lo carries up to 2**-12 t, unnormalized. (2**m scales hi_j, one
     # exact product, rather than t_hi and t_lo, two: the same bits for all
     # 2**32 inputs, checked.)
-    scale = from_bits32((127 + (k >> 4)) << 23)  # 2**m (|m| <= 93)
+    scale = from_bits32((k_bits >> 4) << 23)  # 2**m (|m| <= 93); the bits above shift out
     table_hi = table_hi * scale
     p = mul(table_hi, u_hi)
     tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
