@@ -359,8 +359,9 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
     >>> fastsig.sigmoid([-745.0, 40.0]).tolist()
     [5e-324, 1.0]
     """
+    # Small arrays: what _unary would do, one Python call sooner.
     if out is None and type(x) is _ndarray and x.size < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
-        return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x)  # small arrays: as _unary would, a call sooner
+        return (_UFUNCS.get("sigmoid") or _load("sigmoid"))(x)
     return _unary("sigmoid", x, out)
 
 
@@ -389,8 +390,9 @@ def sigmoid_derivative(x: ArrayLike, /, out: np.ndarray | None = None) -> Result
     >>> float(fastsig.sigmoid_derivative(0))
     0.25
     """
+    # Small arrays: what _unary would do, one Python call sooner.
     if out is None and type(x) is _ndarray and x.size < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
-        return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x)  # small arrays: as _unary would, a call sooner
+        return (_UFUNCS.get("sigmoid_derivative") or _load("sigmoid_derivative"))(x)
     return _unary("sigmoid_derivative", x, out)
 
 
@@ -414,7 +416,8 @@ def sigmoid_and_derivative(
     (s, ds) : tuple
         σ(x) and σ'(x), each as :func:`sigmoid` would return it.
     """
-    if out is None and type(x) is _ndarray and (size := x.size) < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
+    if (out is None and type(x) is _ndarray and (size := x.size) < _SMALL
+            and ((dtype := x.dtype) is _F64 or dtype is _F32)):
         # Small arrays: a one-output ufunc that writes σ' into a fresh ds
         # (NumPy's two-output ufuncs cost 400 ns a call more: see _kernels).
         # np.empty(size) costs half of np.empty_like.
