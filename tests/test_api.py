@@ -470,6 +470,39 @@ def test_sigmoid_and_derivative_small_layouts(dtype, rng):
     assert (s, ds) == (fastsig.sigmoid(dtype(-3.0)), fastsig.sigmoid_derivative(dtype(-3.0)))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 9, 1000])
+def test_sigmoid_and_derivative_small_out(dtype, n, rng):
+    """out=(s, ds) for small arrays, where ds can go to the one-output ufunc
+    as an input: in place either way, views, errors."""
+    x = (rng.standard_normal(n) * 40).astype(dtype)
+    s_expected, ds_expected = fastsig.sigmoid(x), fastsig.sigmoid_derivative(x)
+    for s_in_x, ds_in_x in ((False, False), (True, False), (False, True)):
+        y = x.copy()
+        s_out = y if s_in_x else np.empty_like(x)
+        ds_out = y if ds_in_x else np.empty_like(x)
+        result = both(y, out=(s_out, ds_out))
+        assert result[0] is s_out and result[1] is ds_out
+        assert np.array_equal(s_out, s_expected) and np.array_equal(ds_out, ds_expected)
+    # views (not owning their data), also overlapping x: the general path
+    y = np.concatenate([x, x, x])
+    s_view, ds_view = np.empty(3 * n, dtype)[::3], y[n + 1:2 * n + 1]
+    x_view = y[:n]
+    both(x_view, out=(s_view, ds_view))
+    assert np.array_equal(s_view, s_expected) and np.array_equal(ds_view, ds_expected)
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        both(x, out=(np.empty_like(x), ro))
+    with pytest.raises(ValueError, match="read-only"):
+        both(x, out=(ro, np.empty_like(x)))
+    if n > 1:  # (n + 1,) does not broadcast from (n,)
+        with pytest.raises(ValueError, match="shape"):
+            both(x, out=(np.empty_like(x), np.empty(n + 1, dtype)))
+        with pytest.raises(ValueError, match="shape"):
+            both(x, out=(np.empty(n + 1, dtype), np.empty_like(x)))
+
+
 def test_sigmoid_and_derivative_bad_out():
     x = np.zeros(3)
     with pytest.raises(TypeError, match="tuple of 2"):
