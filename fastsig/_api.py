@@ -456,10 +456,11 @@ def sigmoid_and_derivative(
         return (s, ds) if ndim else (s, ds[()])
     if type(x) is _ndarray and type(out) is tuple and len(out) == 2 and x.size < _SMALL and _ds_as_input(x, *out):
         # The same ufunc into out=(s, ds): 1.37 -> 0.94 µs a call on one element.
-        # NumPy checks s (shape, broadcasting, read-only, overlap with x); on an
-        # error the general path raises it in fastsig's words.
+        # NumPy checks s (read-only, overlap with x); on an error the general
+        # path raises it in fastsig's words.
+        s_out, ds_out = out
         try:
-            return (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(x, out[1], out[0]), out[1]
+            return (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(x, ds_out, s_out), ds_out
         except ValueError:
             pass
     if (
