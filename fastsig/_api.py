@@ -132,12 +132,11 @@ def _unary(name: str, x: Any, out: Any) -> Result:
             if size >= _SMALL and x.flags.c_contiguous and _thread_settings.threads is None:
                 u = _PARALLEL_UFUNCS.get(name) or _load_parallel(name)
                 return _allocating(u, x) if out is None else u(x, out=out)
-            threads = 0 if size < _SMALL else parallel_threads(name, size, dtype)
+            # (Small arrays took the paths above, or the public function's.)
+            threads = parallel_threads(name, size, dtype)
             if not threads:
                 u = _UFUNCS.get(name) or _load(name)
-                if out is None:  # a keyword costs a ufunc call 50 ns
-                    return u(x) if size < _SMALL else _allocating(u, x)
-                return u(x, out=out)
+                return _allocating(u, x) if out is None else u(x, out=out)
             if _kernel_layout(x) and (out is None or (_kernel_layout(out) and (out is x or _apart(out, x)))):
                 result = _result_like(x) if out is None else out
                 run_kernel(name, threads, _c_order_1d(x), _c_order_1d(result))
