@@ -571,6 +571,10 @@ def _exp2_table():
 
 
 _EXP2_HI, _EXP2_RHO = _exp2_table()
+# hi_j with j * 2**19 taken off its bits (a float32 near 1, 2**(j/16) - 1 <=
+# j/16): adding the rounded sum's bits shifted left by 19, (16 m + j) << 19
+# = (m << 23) + (j << 19), gives the bits of 2**m hi_j.
+_EXP2_HI_LESS_J = tuple(np.int32(hi.view(np.int32) - (j << 19)).view(np.float32) for j, hi in enumerate(_EXP2_HI))
 _SIXTEEN_OVER_LN2 = 16 / 0.6931471805599453
 # ln2/16 split in two float32: x + kf * _LN2_16_HI is exact for the kf
 # (|kf| <= 1478) and x of the fast range (the result needs at most 24 bits).
@@ -583,10 +587,9 @@ _LN2_16_LO = float(np.float32(_LN2_16 - _LN2_16_HI))
 # no more results correctly).
 _EXP_TAIL_F32 = (0.5, 0.1666700690984726, 0.04166765883564949)
 # Adding 1.5 * 2**23 rounds a float32 of magnitude < 2**22 to an integer k,
-# which the sum's low 23 bits then hold; 127 * 16 more puts 16 (m + 127) + j
-# there for k = 16 m + j: the lookup index in the low 4 bits and the
-# exponent field of 2**m above them, two shifts away (|k| <= 1478).
-_ROUND_MAGIC_F32 = 12582912.0 + 127 * 16
+# which the sum's low 23 bits then hold (two's complement, |k| <= 1478): for
+# k = 16 m + j, the lookup index j in the low 4 bits and m above them.
+_ROUND_MAGIC_F32 = 12582912.0
 
 
 @njit(inline="always")
@@ -598,11 +601,10 @@ def exp_pair_f32(x):
     minus_x = -x
     shifted = fma(minus_x, f32(_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
     kf = shifted - f32(_ROUND_MAGIC_F32)  # k = round(-16 x / ln2) = 16 m + j, 0 <= j < 16
-    k_bits = bits32(shifted)  # 16 (m + 127) + j in the low 23 bits
+    k_bits = bits32(shifted)  # 16 m + j in the low 23 bits
     # e^-x = 2**m hi_j e^(u_hi + u_lo), from -x = k ln2/16 + u and
     # 2**(j/16) = hi_j e^rho_j: u_hi exact, u_lo = -(k ln2/16's low part)
     # + rho_j within 2**-42.
-    table_hi = lookup(_EXP2_HI, k_bits & 15)
     u_hi = fma(kf, f32(-_LN2_16_HI), minus_x)
     u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k_bits & 15))
     u = u_hi + u_lo
@@ -611,11 +613,10 @@ def exp_pair_f32(x):
     v = fma(mul(u, u), q, u_lo)
     # t = T (1 + u_hi + v) = t_hi + t_lo with T = 2**m hi_j: the product
     # T u_hi exact by its FMA residual, the sum by Fast2Sum (|T| > |p|);
-    # t_lo carries up to 2**-12 t, unnormalized. (2**m scales hi_j, one
-    # exact product, rather than t_hi and t_lo, two: the same bits for all
-    # 2**32 inputs, checked.)
-    scale = from_bits32((k_bits >> 4) << 23)  # 2**m (|m| <= 93); the bits above shift out
-    table_hi = table_hi * scale
+    # t_lo carries up to 2**-12 t, unnormalized. T from integer bits (|m| <=
+    # 93; the bits of the sum above k shift out): one add where a shift, a
+    # mask and a product scaled hi_j, the same bits for all 2**32 inputs.
+    table_hi = from_bits32(bits32(lookup(_EXP2_HI_LESS_J, k_bits & 15)) + (k_bits << 19))
     p = mul(table_hi, u_hi)
     tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
     t_hi = table_hi + p
