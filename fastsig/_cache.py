@@ -6,7 +6,9 @@ defines it, so a change to a helper in another file (an upgrade of
 no cache directory is writable. This locator claims fastsig's files only:
 
 * the cache lives in a per-user directory named after a hash of *every*
-  fastsig source file, so any change anywhere in the package is a new cache;
+  fastsig source file and the package's import name, so any change anywhere
+  in the package is a new cache, and a renamed copy of it (vendored, say)
+  never reads kernels whose pickled environment names the other package;
 * if no such directory is writable (read-only home, read-only site-packages),
   caching is simply off and kernels compile in memory.
 
@@ -29,6 +31,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 def _sources_hash() -> str:
     digest = hashlib.sha256(numba.__version__.encode())
+    digest.update(__name__.encode())  # Numba names cache files after the module's last part only
     for path in sorted(_PACKAGE_DIR.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())

@@ -247,14 +247,16 @@ def _no_lanes(builder, bits):
     return builder.icmp_unsigned("==", bits, ir.Constant(bits.type, 0))
 
 
-def _in_range_lanes(compute, bound: float, count: int, blocks: int):
+def _in_range_lanes(compute, bound: float, count: int, blocks: int, prefetch_ahead: int = 0):
     """An intrinsic ``lanes(x, outputs, lo, streaming)``: ``compute`` (Lanes
     of x -> a list of ``count`` results) on the ``blocks`` * 16 elements of
     x from lo, into outputs[k] where |x| <= bound (NaN too), leaving the
     other lanes untouched; returns an int64 with bit b set where vector b
     (16 lanes) has such lanes, for the second pass. ``streaming`` (a
     boolean): when every lane is in the range, the results go out as
-    non-temporal stores (outputs[k] + lo must then be 64-byte aligned)."""
+    non-temporal stores (outputs[k] + lo must then be 64-byte aligned).
+    ``prefetch_ahead``: if not 0, the step also prefetches the lines of x
+    that many bytes further on (see _PREFETCH_AHEAD)."""
     assert blocks <= 64, "one bit per vector in an int64"
 
     @intrinsic
@@ -265,6 +267,9 @@ def _in_range_lanes(compute, bound: float, count: int, blocks: int):
         def codegen(context, builder, signature, args):
             pointer, output_pointers, index, stream = args
             values, targets = _load_step(builder, pointer, output_pointers, index, count, blocks)
+            if prefetch_ahead:
+                _lanes.prefetch_for_writing(builder, builder.gep(pointer, [index]), prefetch_ahead,
+                                            blocks * _lanes.LANES * _ITEMSIZE[x.dtype])
             inside = _lanes.invert(abs(values) > bound)  # NaN inside (see _math)
             outside = _lanes.vector_bits(_lanes.invert(inside))
             results = compute(values)
@@ -301,13 +306,24 @@ def _float32_lanes(name: str, blocks: int):
     return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks)
 
 
+# float64 steps prefetch x this many bytes ahead (software prefetch, for
+# writing: in place, x is the output). Intel Xeon, 1e7 elements in place:
+# one thread 1.19-1.20 -> 0.85 ns/element (0.91 on data in the cache: the
+# hardware prefetchers alone left it waiting for memory), two threads 0.48-0.52
+# -> 0.42-0.43; 2048 bytes 0.91 / 0.43, 8192 and 16384 as 4096; on data in
+# the cache no change. float32 gained 1-3 % in place and lost 2 % in the
+# cache (its steps are 8 lines, not 6): it does not prefetch.
+_PREFETCH_AHEAD = 4096
+
+
 def _float64_lanes(name: str, blocks: int):
     """The in-range pass of float64 kernel ``name``: the normal range (see
     _in_range_lanes and _math)."""
     emit_terms = _lanes.for_lanes(_math.exp_f64)
     emit_results = _lanes.for_lanes(_FLOAT64_RESULTS[name])
     return _in_range_lanes(lambda values: list(emit_results(values, emit_terms(values, False), False)),
-                           _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks)
+                           _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks,
+                           _PREFETCH_AHEAD if blocks > 1 else 0)  # not for partial steps (a stack copy)
 
 
 def _float64_outside_lanes(name: str, blocks: int = 1):

@@ -37,6 +37,7 @@ _FLOATS = ir.VectorType(_F32, LANES)
 _INTS = ir.VectorType(_I32, LANES)
 _DOUBLES = ir.VectorType(ir.DoubleType(), LANES)
 _INT64S = ir.VectorType(ir.IntType(64), LANES)
+_BYTE_POINTER = ir.IntType(8).as_pointer()
 
 
 def _declare(builder: ir.IRBuilder, name: str, return_type: ir.Type, argument_types: list) -> ir.Function:
@@ -271,6 +272,18 @@ def load(builder: ir.IRBuilder, pointer: ir.Value, blocks: int) -> Lanes:
         at, _, size = _vector_at(builder, pointer, b)
         values.append(builder.load(at, align=size))
     return Lanes(builder, tuple(values))
+
+
+def prefetch_for_writing(builder: ir.IRBuilder, pointer: ir.Value, ahead: int, size: int) -> None:
+    """Ask for the cache lines of the ``size`` bytes ``ahead`` bytes after
+    ``pointer`` (a float* or double*), to be written (a hint: it never
+    faults, past the end of the array either)."""
+    prefetch = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [_BYTE_POINTER, _I32, _I32, _I32])
+    start = builder.bitcast(pointer, _BYTE_POINTER)
+    for offset in range(ahead, ahead + size, 64):
+        # (address, write, locality 3 = keep in every cache level, data cache)
+        builder.call(prefetch, [builder.gep(start, [ir.Constant(_I32, offset)]), ir.Constant(_I32, 1),
+                                ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
 
 
 def store(value: Lanes, pointer: ir.Value) -> None:

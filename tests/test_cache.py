@@ -58,6 +58,24 @@ def test_editing_a_helper_invalidates_the_cache(tmp_path):
     assert run(env, pkg) == ["True", "1.5"]
 
 
+def test_a_renamed_copy_shares_the_cache_dir_safely(tmp_path):
+    # Numba names a cache file after the module's last part (_kernels), keys
+    # an entry on the bytecode, and an entry's pickled environment imports
+    # the module that wrote it: fastsig must not load the entries of a
+    # vendored copy (importing it, or failing where it is not importable).
+    vendored = tmp_path / "vendor"
+    shutil.copytree(PACKAGE, vendored / "vendored_fastsig", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTSIG_", "NUMBA_CACHE", "XDG_CACHE"))}
+    env["FASTSIG_CACHE_DIR"] = str(tmp_path / "cache")
+    for name, path in (("vendored_fastsig", vendored), ("fastsig", copy_package(tmp_path))):
+        probe = (f"import sys, numpy as np, {name} as f; print(f.sigmoid(np.zeros(3))[0], f.sigmoid(np.zeros(1 << 16))[0],"
+                 " f.sigmoid_and_derivative(np.zeros(1 << 16, np.float32))[1][0], 'vendored_fastsig' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", probe], cwd=path, env={**env, "PYTHONPATH": str(path)},
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["0.5", "0.5", "0.25", "True" if name == "vendored_fastsig" else "False"]
+
+
 def test_a_warm_cache_loads_kernels_without_compiling(tmp_path):
     # The second process must take the loops from the cache, skipping even
     # the set-up of Numba's CPU target (numba.np.arraymath is imported only
