@@ -268,8 +268,8 @@ def _in_range_lanes(compute, bound: float, count: int, blocks: int, prefetch_ahe
             pointer, output_pointers, index, stream = args
             values, targets = _load_step(builder, pointer, output_pointers, index, count, blocks)
             if prefetch_ahead:
-                _lanes.prefetch_for_writing(builder, builder.gep(pointer, [index]), prefetch_ahead,
-                                            blocks * _lanes.LANES * _ITEMSIZE[x.dtype])
+                _lanes.prefetch(builder, builder.gep(pointer, [index]), prefetch_ahead,
+                               blocks * _lanes.LANES * _ITEMSIZE[x.dtype])
             inside = _lanes.invert(abs(values) > bound)  # NaN inside (see _math)
             outside = _lanes.vector_bits(_lanes.invert(inside))
             results = compute(values)
@@ -306,9 +306,9 @@ def _float32_lanes(name: str, blocks: int):
     return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks)
 
 
-# float64 steps prefetch x this many bytes ahead (software prefetch, for
-# writing: in place, x is the output). Intel Xeon, 1e7 elements in place:
-# one thread 1.19-1.20 -> 0.85 ns/element (0.91 on data in the cache: the
+# float64 steps prefetch x this many bytes ahead (software prefetch; a read
+# hint, as fast as a write hint in place). Intel Xeon, 1e7 elements in place:
+# one thread 1.19-1.33 -> 0.85-0.97 ns/element (0.91 on data in the cache: the
 # hardware prefetchers alone left it waiting for memory), two threads 0.48-0.52
 # -> 0.42-0.43; 2048 bytes 0.91 / 0.43, 8192 and 16384 as 4096; on data in
 # the cache no change. float32 gained 1-3 % in place and lost 2 % in the

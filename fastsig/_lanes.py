@@ -274,16 +274,18 @@ def load(builder: ir.IRBuilder, pointer: ir.Value, blocks: int) -> Lanes:
     return Lanes(builder, tuple(values))
 
 
-def prefetch_for_writing(builder: ir.IRBuilder, pointer: ir.Value, ahead: int, size: int) -> None:
+def prefetch(builder: ir.IRBuilder, pointer: ir.Value, ahead: int, size: int) -> None:
     """Ask for the cache lines of the ``size`` bytes ``ahead`` bytes after
-    ``pointer`` (a float* or double*), to be written (a hint: it never
-    faults, past the end of the array either)."""
-    prefetch = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [_BYTE_POINTER, _I32, _I32, _I32])
+    ``pointer`` (a float* or double*), to be read (a hint: it never faults,
+    past the end of the array either). A read hint: as fast in place as a
+    write hint (measured), and it takes no line in exclusive state that the
+    loop only reads."""
+    prefetch_intrinsic = _declare(builder, "llvm.prefetch.p0", ir.VoidType(), [_BYTE_POINTER, _I32, _I32, _I32])
     start = builder.bitcast(pointer, _BYTE_POINTER)
     for offset in range(ahead, ahead + size, 64):
-        # (address, write, locality 3 = keep in every cache level, data cache)
-        builder.call(prefetch, [builder.gep(start, [ir.Constant(_I32, offset)]), ir.Constant(_I32, 1),
-                                ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        # (address, 0 = read, locality 3 = keep in every cache level, 1 = data cache)
+        builder.call(prefetch_intrinsic, [builder.gep(start, [ir.Constant(_I32, offset)]), ir.Constant(_I32, 0),
+                                          ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
 
 
 def store(value: Lanes, pointer: ir.Value) -> None:
