@@ -309,8 +309,8 @@ def _float32_lanes(name: str, blocks: int):
 # float64 steps prefetch x this many bytes ahead (software prefetch; a read
 # hint, as fast as a write hint in place). Intel Xeon, 1e7 elements in place:
 # one thread 1.19-1.33 -> 0.85-0.97 ns/element (0.91 on data in the cache: the
-# hardware prefetchers alone left it waiting for memory), two threads 0.48-0.52
-# -> 0.42-0.43; 2048 bytes 0.91 / 0.43, 8192 and 16384 as 4096; on data in
+# hardware prefetchers alone left it waiting for memory), two threads 0.48-0.56
+# -> 0.42-0.48; 2048 bytes 0.91 / 0.43, 8192 and 16384 as 4096; on data in
 # the cache no change. float32 gained 1-3 % in place and lost 2 % in the
 # cache (its steps are 8 lines, not 6): it does not prefetch.
 _PREFETCH_AHEAD = 4096
