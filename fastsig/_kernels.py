@@ -294,7 +294,7 @@ def _in_range_lanes(compute, bound: float, count: int, blocks: int, prefetch_ahe
     return lanes
 
 
-def _float32_lanes(name: str, blocks: int):
+def _float32_lanes(name: str, blocks: int, prefetch_ahead: int = 0):
     """The in-range pass of float32 kernel ``name`` (see _in_range_lanes)."""
     emit_terms = _lanes.for_lanes(_math.exp_pair_f32)
     emit_results = [_lanes.for_lanes(result) for result in _FLOAT32_RESULTS[name]]
@@ -303,27 +303,26 @@ def _float32_lanes(name: str, blocks: int):
         terms = emit_terms(values)
         return [emit(values, terms) for emit in emit_results]
 
-    return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks)
+    return _in_range_lanes(compute, _math.FAST_RANGE_F32, len(emit_results), blocks, prefetch_ahead)
 
 
-# float64 steps prefetch x this many bytes ahead (software prefetch; a read
-# hint, as fast as a write hint in place). Intel Xeon, 1e7 elements in place:
+# The steps of the main pass prefetch x this many bytes ahead, per dtype
+# (software prefetch; a read hint, as fast as a write hint in place). Intel Xeon, 1e7 elements in place:
 # one thread 1.19-1.33 -> 0.85-0.97 ns/element (0.91 on data in the cache: the
 # hardware prefetchers alone left it waiting for memory), two threads 0.48-0.56
 # -> 0.42-0.48; 2048 bytes 0.91 / 0.43, 8192 and 16384 as 4096; on data in
 # the cache no change. float32 gained 1-3 % in place and lost 2 % in the
 # cache (its steps are 8 lines, not 6): it does not prefetch.
-_PREFETCH_AHEAD = 4096
+_PREFETCH_AHEAD = {types.float64: 4096, types.float32: 0}
 
 
-def _float64_lanes(name: str, blocks: int):
+def _float64_lanes(name: str, blocks: int, prefetch_ahead: int = 0):
     """The in-range pass of float64 kernel ``name``: the normal range (see
     _in_range_lanes and _math)."""
     emit_terms = _lanes.for_lanes(_math.exp_f64)
     emit_results = _lanes.for_lanes(_FLOAT64_RESULTS[name])
     return _in_range_lanes(lambda values: list(emit_results(values, emit_terms(values, False), False)),
-                           _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks,
-                           _PREFETCH_AHEAD if blocks > 1 else 0)  # not for partial steps (a stack copy)
+                           _math.NORMAL_RANGE_F64, _OUTPUTS[name], blocks, prefetch_ahead)
 
 
 def _float64_outside_lanes(name: str, blocks: int = 1):
@@ -437,7 +436,8 @@ def _array_loop(name: str, element_type):
     ``element_type``: x, a tuple of outputs, the length."""
     single = element_type == types.float32
     in_range, outside_range = (_float32_lanes, _float32_outside_lanes) if single else (_float64_lanes, _float64_outside_lanes)
-    lanes, one_vector, one_vector_outside = in_range(name, _BLOCKS[name, element_type]), in_range(name, 1), outside_range(name)
+    lanes = in_range(name, _BLOCKS[name, element_type], _PREFETCH_AHEAD[element_type])
+    one_vector, one_vector_outside = in_range(name, 1), outside_range(name)  # (partial steps: a stack copy)
     step_size = _STEPS[name, element_type]
     itemsize = _ITEMSIZE[element_type]
     streaming_min = _STREAMING_MIN[element_type]
