@@ -15,8 +15,10 @@ source for the math, the scalar code (CUDA, the tests' reference) and the vector
 code giving the same bits (the tests check it).
 
 Only the operations those functions use are implemented; every one is a
-plain IEEE operation (no fast-math flags, so LLVM fuses nothing), and the
-IR is generic: it is valid on any CPU, and fast where the target has
+plain IEEE operation (no fast-math flags, so LLVM fuses nothing) but the
+float32 reciprocal estimate (``vrcp14ps``, emitted only for targets with
+AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``), and the
+IR is otherwise generic: it is valid on any CPU, and fast where the target has
 512-bit vectors (measured on AVX-512 only; with 256-bit vectors LLVM splits
 each operation in two, and the table lookup may not become a permute).
 """
@@ -28,6 +30,8 @@ from typing import Callable
 
 from llvmlite import ir
 from numba.core import cgutils
+
+from . import _math
 
 #: Elements per vector.
 LANES = 16
@@ -179,6 +183,18 @@ def _max(a: Lanes | float, b: Lanes | float) -> Lanes:
     return select(b > a, b, a)
 
 
+def _reciprocal(d: Lanes) -> Lanes:
+    """_math.reciprocal per lane: vrcp14ps and a Newton step where the CPU
+    has AVX-512, else the division."""
+    if not _math.cpu_has_avx512():
+        return 1.0 / d
+    builder = d.builder
+    rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.ps.512", _FLOATS, [_FLOATS, _FLOATS, ir.IntType(16)])
+    passthrough = ir.Constant(_FLOATS, [0.0] * LANES)
+    all_lanes = ir.Constant(ir.IntType(16), -1)
+    return d._map(lambda v: _math.newton_reciprocal(builder, v, builder.call(rcp14, [v, passthrough, all_lanes])))
+
+
 def _f32(value: float) -> float:
     return value  # a Python float, splatted as float32 where it meets Lanes
 
@@ -222,7 +238,7 @@ def _lookup(table: tuple, index: Lanes) -> Lanes:
 
 
 _PRIMITIVES = {
-    "fma": _fma, "mul": _mul, "select": select, "max": _max, "f32": _f32, "types": _Types,
+    "fma": _fma, "mul": _mul, "reciprocal": _reciprocal, "select": select, "max": _max, "f32": _f32, "types": _Types,
     "bits32": _bitcast(_INTS), "from_bits32": _bitcast(_FLOATS), "lookup": _lookup,
     "_float64_to_int64_bits": _bitcast(_INT64S), "_int64_bits_to_float64": _bitcast(_DOUBLES),
 }

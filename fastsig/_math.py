@@ -17,15 +17,18 @@ Why it is built this way:
   relying on ``fastmath={'contract'}``: contraction is a permission, not a
   promise, and a fused kernel (sigmoid and derivative together) could then
   round differently from the separate ones. Explicit FMAs make every target
-  produce the same bits.
+  produce the same bits (one exception, float32 on CPUs with AVX-512 against
+  CUDA and other CPUs, in about 1 of 2**24 inputs: see :func:`reciprocal`).
 * The quotients are computed with a correction step (the residual of the
   division, exact thanks to the FMA), so σ is correctly rounded in almost
-  every case and never worse than 1 ulp, and σ' = σ(x)·σ(-x) keeps its full
+  every case and never worse than 1 ulp (the float32 reciprocal need only be
+  within 1 ulp: on AVX-512 it is no division at all, see :func:`reciprocal`), and σ' = σ(x)·σ(-x) keeps its full
   relative accuracy down to the subnormal range, where s·(1-s) returns 0.
 """
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -118,6 +121,59 @@ def select(typingctx, condition, if_true, if_false):
         return builder.select(*args)
 
     return if_true(types.boolean, if_true, if_false), codegen
+
+
+@functools.cache
+def cpu_has_avx512() -> bool:
+    """Whether Numba compiles CPU code for a target with AVX-512F (the
+    features its JIT gives LLVM: NUMBA_CPU_FEATURES, else the host's)."""
+    from llvmlite import binding
+    from numba.core import config
+
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
+def newton_reciprocal(builder: ir.IRBuilder, d: ir.Value, estimate: ir.Value) -> ir.Value:
+    """The reciprocal estimate of d refined by one Newton step, q + q (1 - q d),
+    with two FMAs: from 2**-14 to within 1 ulp (IR for scalars or vectors)."""
+    vector = isinstance(d.type, ir.VectorType)
+    one = ir.Constant(d.type, [1.0] * d.type.count if vector else 1.0)
+    name = f"llvm.fma.v{d.type.count}f32" if vector else "llvm.fma.f32"
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(d.type, [d.type] * 3), name)
+    residual = builder.call(fma, [builder.fneg(estimate), d, one])
+    return builder.call(fma, [estimate, residual, estimate])
+
+
+@intrinsic
+def reciprocal(typingctx, d):
+    """1/d for a float32, within 1 ulp: the division where that is cheap.
+
+    A 512-bit division (vdivps) takes 10 cycles and occupies the FMA ports
+    for 3-4 more, the largest single cost of the float32 kernels; on a CPU
+    with AVX-512 this is vrcp14ss (within 2**-14) refined by one Newton step,
+    what the vector code does with vrcp14ps (the same estimate per lane), so
+    the scalar code keeps the vector code's bits. Elsewhere (CUDA, other
+    CPUs) it is the division. The quotients built on it correct it by its
+    residual, so it changes a result in about 1 of 2**24 inputs, by 1 ulp,
+    and neither is more than 0.501 ulp off.
+    """
+    if d != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        (value,) = args
+        if str(builder.module.triple).startswith("nvptx") or not cpu_has_avx512():
+            return builder.fdiv(ir.Constant(value.type, 1.0), value)
+        vector = ir.VectorType(value.type, 4)
+        rcp14 = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(vector, [vector, vector, vector, ir.IntType(8)]), "llvm.x86.avx512.rcp14.ss")
+        lanes = builder.insert_element(ir.Constant(vector, [0.0] * 4), value, ir.Constant(ir.IntType(32), 0))
+        estimate = builder.extract_element(builder.call(rcp14, [lanes, lanes, lanes, ir.Constant(ir.IntType(8), -1)]),
+                                           ir.Constant(ir.IntType(32), 0))
+        return newton_reciprocal(builder, value, estimate)
+
+    return types.float32(d), codegen
 
 
 @intrinsic
@@ -520,8 +576,8 @@ def float16_bits(v):
 #   loops run it, as 16-lane vector code in float64 lanes too, for the
 #   lanes outside the fast range only.
 #
-# Both are written with the primitives fma, mul, select, f32, bits32,
-# from_bits32, lookup, types.float64/float32 and the bit casts of float64
+# Both are written with the primitives fma, mul, select, reciprocal, f32,
+# bits32, from_bits32, lookup, types.float64/float32 and the bit casts of float64
 # only, and call no functions but those of this module: _lanes runs the
 # same Python code on vectors.
 # --------------------------------------------------------------------------
@@ -595,8 +651,8 @@ _ROUND_MAGIC_F32 = 12582912.0
 @njit(inline="always")
 def exp_pair_f32(x):
     """Stage 1 of the float32 kernels, |x| <= FAST_RANGE_F32: t = e^-x and
-    d = 1 + t as pairs of float32, and q0 = 1/d_hi: (t_hi, t_lo, d_hi,
-    d_lo, q0). e^-x, not e^-|x|: up to e^64, far inside float32's range,
+    d = 1 + t as pairs of float32, and q0 = 1/d_hi within 1 ulp
+    (:func:`reciprocal`): (t_hi, t_lo, d_hi, d_lo, q0). e^-x, not e^-|x|: up to e^64, far inside float32's range,
     and then σ = 1/d for every x, with no choice of numerator."""
     minus_x = -x
     shifted = fma(minus_x, f32(_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
@@ -631,12 +687,13 @@ def exp_pair_f32(x):
     larger = select(small_t, f32(1.0), t_hi)
     smaller = select(small_t, t_hi, f32(1.0))
     d_lo = ((larger - d_hi) + smaller) + t_lo
-    return t_hi, t_lo, d_hi, d_lo, f32(1.0) / d_hi
+    return t_hi, t_lo, d_hi, d_lo, reciprocal(d_hi)
 
 
-# Stage 2: σ = 1/d and σ' = t/d**2 from the one division q0 = 1/d_hi,
-# each corrected by the residual 1 - q0 d (exact by the FMA), so that the
-# fused kernel gives the bits of the separate ones. (x is unused: the
+# Stage 2: σ = 1/d and σ' = t/d**2 from the one reciprocal q0 of d_hi,
+# each corrected by the residual 1 - q0 d (by FMAs: exact, or within 2**-48
+# where q0 is 1 ulp off), so that the fused kernel gives the bits of the
+# separate ones. (x is unused: the
 # stages of every kernel take the same arguments.)
 @njit(inline="always")
 def sigmoid_f32_from_pair(x, terms):

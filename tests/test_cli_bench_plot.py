@@ -85,6 +85,15 @@ def test_bench_cli_small_run(capsys):
     assert any(line.startswith("sigmoid_ ") for line in lines)
 
 
+def test_info_cli_names_versions_cpu_and_threads(capsys):
+    from fastsig import _math
+
+    assert main(["info"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert {"fastsig", "python", "numpy", "numba", "cpu", "threads", "cuda"} <= set(lines)
+    assert ("vrcp14" in lines["cpu"]) == _math.cpu_has_avx512()
+
+
 def test_bench_rows_with_a_peer():
     pytest.importorskip("scipy")
     rows = bench.run(["sigmoid"], ["float64"], [100], ["scipy"], min_time=1e-4, repeats=1, progress=False)

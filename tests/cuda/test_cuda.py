@@ -2,7 +2,8 @@
 
 Under NUMBA_ENABLE_CUDASIM=1 the kernels run in the simulator, which calls
 the same scalar functions of fastsig._math as the CPU kernels, so results
-must be bitwise equal; the arrays are a few hundred elements, spread over
+must be bitwise equal (on a real GPU too, but for float32 where the CPU has
+AVX-512: see matches_cpu); the arrays are a few hundred elements, spread over
 several blocks and several turns of the grid-stride loop. On a real GPU the
 same tests run, plus the accuracy and interoperability ones.
 """
@@ -20,7 +21,7 @@ import pytest
 
 import fastsig
 import fastsig.cuda as fc
-from fastsig import accuracy
+from fastsig import _math, accuracy
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 ALL_FLOATS = [np.float64, np.float32, np.float16]
@@ -55,6 +56,23 @@ def bitwise_equal(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint8), b.view(np.uint8))
 
 
+# On real hardware the GPU divides where a CPU with AVX-512 takes vrcp14 and
+# a Newton step (_math.reciprocal): float32 results may then differ by 1 ulp
+# in about 1 of 2**24 inputs (205 of the 2**32). The simulator runs the CPU's code.
+RECIPROCAL_MAY_DIFFER = not SIMULATED and _math.cpu_has_avx512()
+
+
+def matches_cpu(gpu, cpu) -> bool:
+    """GPU results against the CPU's: the same bits (but for the rare float32 above)."""
+    gpu, cpu = np.asarray(gpu), np.asarray(cpu)
+    if bitwise_equal(gpu, cpu):
+        return True
+    if not (RECIPROCAL_MAY_DIFFER and gpu.dtype == cpu.dtype == np.float32 and gpu.shape == cpu.shape):
+        return False
+    apart = np.abs(gpu.view(np.int32).astype(np.int64) - cpu.view(np.int32).astype(np.int64))
+    return apart.max() <= 1 and np.count_nonzero(apart) <= max(1, gpu.size // 10**6)
+
+
 def host(result):
     """A device result as a NumPy array."""
     return result if isinstance(result, np.ndarray) else result.copy_to_host()
@@ -65,12 +83,12 @@ def host(result):
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ALL_FLOATS)
 @pytest.mark.parametrize("name", UNARY)
-def test_device_arrays_match_cpu_bitwise(cuda, values, name, dtype):
+def test_device_arrays_match_cpu(cuda, values, name, dtype):
     x = values[np.dtype(dtype)]
     d = cuda.to_device(x)
     result = getattr(fc, name)(d)
     assert not isinstance(result, np.ndarray)  # stays on the device
-    assert bitwise_equal(host(result), getattr(fastsig, name)(x))
+    assert matches_cpu(host(result), getattr(fastsig, name)(x))
     assert bitwise_equal(d.copy_to_host(), x)  # the input is untouched
 
 
@@ -80,7 +98,7 @@ def test_numpy_input_is_copied_and_matches_cpu(cuda, values, dtype):
     before = x.copy()
     result = fc.sigmoid(x)
     assert isinstance(result, np.ndarray)
-    assert bitwise_equal(result, fastsig.sigmoid(x))
+    assert matches_cpu(result, fastsig.sigmoid(x))
     assert bitwise_equal(x, before)
 
 
@@ -88,8 +106,8 @@ def test_numpy_input_is_copied_and_matches_cpu(cuda, values, dtype):
 def test_fused_matches_separate_and_cpu(cuda, values, dtype):
     x = values[np.dtype(dtype)]
     s, ds = fc.sigmoid_and_derivative(cuda.to_device(x))
-    assert bitwise_equal(host(s), fastsig.sigmoid(x))
-    assert bitwise_equal(host(ds), fastsig.sigmoid_derivative(x))
+    assert matches_cpu(host(s), fastsig.sigmoid(x))
+    assert matches_cpu(host(ds), fastsig.sigmoid_derivative(x))
 
 
 @pytest.mark.parametrize("dtype", ALL_FLOATS)
@@ -99,14 +117,14 @@ def test_backward_matches_cpu(cuda, values, dtype):
     grad = np.random.default_rng(1).standard_normal(x.size).astype(dtype)
     expected = fastsig.sigmoid_backward(grad, output)
     on_device = fc.sigmoid_backward(cuda.to_device(grad), cuda.to_device(output))
-    assert bitwise_equal(host(on_device), expected)
-    assert bitwise_equal(fc.sigmoid_backward(grad, output), expected)
+    assert matches_cpu(host(on_device), expected)
+    assert matches_cpu(fc.sigmoid_backward(grad, output), expected)
 
 
 def test_backward_broadcasts_host_input_and_rejects_it_on_device(cuda):
     grad = np.linspace(-2.0, 2.0, 12).reshape(3, 4)
     output = np.array([0.1, 0.5, 0.9, 1.0])
-    assert bitwise_equal(fc.sigmoid_backward(grad, output), fastsig.sigmoid_backward(grad, output))
+    assert matches_cpu(fc.sigmoid_backward(grad, output), fastsig.sigmoid_backward(grad, output))
     with pytest.raises(ValueError, match="one shape"):
         fc.sigmoid_backward(cuda.to_device(grad), cuda.to_device(output))
 
@@ -126,7 +144,7 @@ def test_special_values(cuda, dtype):
 def test_integer_and_bool_input_computes_in_float64(cuda, dtype):
     x = np.arange(-40, 40).astype(dtype)
     result = host(fc.sigmoid(cuda.to_device(x)))
-    assert bitwise_equal(result, fastsig.sigmoid(x))
+    assert matches_cpu(result, fastsig.sigmoid(x))
 
 
 def test_scalar_and_empty_input(cuda):
@@ -143,11 +161,11 @@ def test_device_out_is_written_and_returned(cuda, values):
     x = values[np.dtype(np.float64)]
     out = cuda.device_array(x.shape, np.float64)
     assert fc.sigmoid(cuda.to_device(x), out=out) is out
-    assert bitwise_equal(out.copy_to_host(), fastsig.sigmoid(x))
+    assert matches_cpu(out.copy_to_host(), fastsig.sigmoid(x))
     s, ds = cuda.device_array(x.shape, np.float64), cuda.device_array(x.shape, np.float64)
     pair = (s, ds)
     assert fc.sigmoid_and_derivative(cuda.to_device(x), out=pair) is pair
-    assert bitwise_equal(ds.copy_to_host(), fastsig.sigmoid_derivative(x))
+    assert matches_cpu(ds.copy_to_host(), fastsig.sigmoid_derivative(x))
 
 
 @pytest.mark.parametrize(("in_dtype", "out_dtype"), [(np.float64, np.float32), (np.float32, np.float64), (np.float16, np.float32)])
@@ -156,10 +174,10 @@ def test_out_of_another_float_dtype_rounds_like_the_cpu(cuda, values, in_dtype, 
     expected = fastsig.sigmoid(x, out=np.empty(x.shape, out_dtype))
     out = cuda.device_array(x.shape, out_dtype)
     fc.sigmoid(cuda.to_device(x), out=out)
-    assert bitwise_equal(out.copy_to_host(), expected)
+    assert matches_cpu(out.copy_to_host(), expected)
     host_out = np.empty(x.shape, out_dtype)
     assert fc.sigmoid(x, out=host_out) is host_out
-    assert bitwise_equal(host_out, expected)
+    assert matches_cpu(host_out, expected)
 
 
 @pytest.mark.parametrize("name", UNARY)
@@ -167,10 +185,10 @@ def test_in_place_on_device_and_host(cuda, values, name):
     x = values[np.dtype(np.float32)]
     d = cuda.to_device(x)
     assert getattr(fc, name + "_")(d) is d
-    assert bitwise_equal(d.copy_to_host(), getattr(fastsig, name)(x))
+    assert matches_cpu(d.copy_to_host(), getattr(fastsig, name)(x))
     h = x.copy()
     assert getattr(fc, name + "_")(h) is h
-    assert bitwise_equal(h, getattr(fastsig, name)(x))
+    assert matches_cpu(h, getattr(fastsig, name)(x))
 
 
 def test_out_may_be_the_input(cuda, values):
@@ -178,7 +196,7 @@ def test_out_may_be_the_input(cuda, values):
     d = cuda.to_device(x)
     s, ds = fc.sigmoid_and_derivative(d, out=(d, cuda.device_array(x.shape)))
     assert s is d
-    assert bitwise_equal(d.copy_to_host(), fastsig.sigmoid(x))
+    assert matches_cpu(d.copy_to_host(), fastsig.sigmoid(x))
 
 
 @pytest.mark.parametrize("order", ["C", "F"])
@@ -187,14 +205,14 @@ def test_2d_contiguous_layouts(cuda, values, order):
     d = cuda.to_device(x)
     result = host(fc.sigmoid(d))
     assert result.shape == (20, 21)
-    assert bitwise_equal(np.ascontiguousarray(result), np.ascontiguousarray(fastsig.sigmoid(x)))
+    assert matches_cpu(np.ascontiguousarray(result), np.ascontiguousarray(fastsig.sigmoid(x)))
 
 
 def test_strided_1d_device_array(cuda, values):
     x = values[np.dtype(np.float64)]
     d = cuda.to_device(x)[::3]
-    assert bitwise_equal(host(fc.sigmoid(d)), fastsig.sigmoid(x[::3]))
-    assert bitwise_equal(fc.sigmoid(x[::3]), fastsig.sigmoid(x[::3]))  # host: copied contiguous
+    assert matches_cpu(host(fc.sigmoid(d)), fastsig.sigmoid(x[::3]))
+    assert matches_cpu(fc.sigmoid(x[::3]), fastsig.sigmoid(x[::3]))  # host: copied contiguous
 
 
 def test_non_contiguous_2d_device_array_is_refused(cuda):
@@ -209,8 +227,8 @@ def test_streams(cuda, values):
     d = cuda.to_device(x, stream=stream)
     result = fc.sigmoid(d, stream=stream)
     stream.synchronize()
-    assert bitwise_equal(result.copy_to_host(), fastsig.sigmoid(x))
-    assert bitwise_equal(fc.sigmoid_derivative(x, stream=stream), fastsig.sigmoid_derivative(x))
+    assert matches_cpu(result.copy_to_host(), fastsig.sigmoid(x))
+    assert matches_cpu(fc.sigmoid_derivative(x, stream=stream), fastsig.sigmoid_derivative(x))
     with pytest.raises(TypeError, match="stream"):
         fc.sigmoid(d, stream="fast")
 
@@ -242,13 +260,13 @@ class HostBackedCudaArray:
 def test_cuda_array_interface_objects_are_used_in_place(cuda, values):
     x = values[np.dtype(np.float64)]
     result = fc.sigmoid(HostBackedCudaArray(x.copy()))
-    assert bitwise_equal(host(result), fastsig.sigmoid(x))  # unknown kind: a numba device array
+    assert matches_cpu(host(result), fastsig.sigmoid(x))  # unknown kind: a numba device array
     out = HostBackedCudaArray(np.empty_like(x))
     assert fc.sigmoid_derivative(HostBackedCudaArray(x), out=out) is out
-    assert bitwise_equal(out.array, fastsig.sigmoid_derivative(x))
+    assert matches_cpu(out.array, fastsig.sigmoid_derivative(x))
     inplace = HostBackedCudaArray(x.copy())
     assert fc.sigmoid_(inplace) is inplace
-    assert bitwise_equal(inplace.array, fastsig.sigmoid(x))
+    assert matches_cpu(inplace.array, fastsig.sigmoid(x))
     with pytest.raises(ValueError, match="read-only"):
         fc.sigmoid(HostBackedCudaArray(x), out=HostBackedCudaArray(np.empty_like(x), readonly=True))
 
@@ -259,7 +277,7 @@ def test_cupy_in_cupy_out():
     x = np.linspace(-30, 30, 100_001)
     result = fc.sigmoid(cupy.asarray(x))
     assert isinstance(result, cupy.ndarray)
-    assert bitwise_equal(cupy.asnumpy(result), fastsig.sigmoid(x))
+    assert matches_cpu(cupy.asnumpy(result), fastsig.sigmoid(x))
 
 
 @pytest.mark.skipif(SIMULATED, reason="needs a real GPU")
@@ -271,13 +289,13 @@ def test_torch_in_torch_out():
     t = torch.from_numpy(x).cuda()
     result = fc.sigmoid(t)
     assert isinstance(result, torch.Tensor) and result.is_cuda
-    assert bitwise_equal(result.cpu().numpy(), fastsig.sigmoid(x))
+    assert matches_cpu(result.cpu().numpy(), fastsig.sigmoid(x))
     assert fc.sigmoid_derivative_(t) is t
-    assert bitwise_equal(t.cpu().numpy(), fastsig.sigmoid_derivative(x))
+    assert matches_cpu(t.cpu().numpy(), fastsig.sigmoid_derivative(x))
     grid = torch.from_numpy(x[:1000].reshape(20, 50)).cuda().T  # Fortran-ordered view
     result = fc.sigmoid(grid)
     assert isinstance(result, torch.Tensor) and result.stride() == grid.stride()
-    assert bitwise_equal(result.cpu().numpy(), fastsig.sigmoid(grid.cpu().numpy()))
+    assert matches_cpu(result.cpu().numpy(), fastsig.sigmoid(grid.cpu().numpy()))
 
 
 # --------------------------------------------------------------------------
@@ -474,4 +492,4 @@ def test_accuracy_on_the_device(cuda, name, dtype, max_ulp):
     errors, _ = accuracy.ulp_errors(result, x, name)
     assert errors.max() <= max_ulp
     many = accuracy.sample(dtype, 1_000_000, seed=12)
-    assert bitwise_equal(host(getattr(fc, name)(cuda.to_device(many))), getattr(fastsig, name)(many))
+    assert matches_cpu(host(getattr(fc, name)(cuda.to_device(many))), getattr(fastsig, name)(many))
