@@ -164,7 +164,7 @@ def _load(typingctx, pointers, i):
 # gathers or gives up on (float64: 3.3 ns per element, 5x slower), and
 # which is one permute per vector here. A step is _BLOCKS[dtype] vectors of
 # 16 lanes, their instructions interleaved, so that each lane's long chain
-# of dependent operations (the division alone takes 13 cycles) has
+# of dependent operations (a float64 division alone takes 13 cycles) has
 # independent work beside it. The first pass computes the lanes in range
 # (float64: |x| <= NORMAL_RANGE_F64, float32: FAST_RANGE_F32; NaN inside)
 # and stores those only; a second pass, one vector at a time and only on
