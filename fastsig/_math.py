@@ -125,12 +125,12 @@ def select(typingctx, condition, if_true, if_false):
 
 @functools.cache
 def cpu_has_avx512() -> bool:
-    """Whether Numba compiles CPU code for a target with AVX-512F (the
-    features its JIT gives LLVM: NUMBA_CPU_FEATURES, else the host's)."""
-    from llvmlite import binding
-    from numba.core import config
+    """Whether Numba compiles CPU code for a target with AVX-512F: the
+    features its JIT gives LLVM (NUMBA_CPU_FEATURES, else the host's, as
+    Numba's CPU codegen reads them)."""
+    from numba.core import codegen, config
 
-    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else binding.get_host_cpu_features().flatten()
+    features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
     return "+avx512f" in features.split(",")
 
 

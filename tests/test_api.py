@@ -2,8 +2,10 @@
 
 import concurrent.futures
 import math
+import os
 import subprocess
 import sys
+import textwrap
 import warnings
 
 import numba
@@ -621,6 +623,51 @@ def test_xarray_dataarray_is_kept():
     r = fastsig.sigmoid(x)
     assert isinstance(r, xr.DataArray) and r.dims == ("t",)
     assert np.array_equal(r.values, fastsig.sigmoid(x.values))
+
+
+# ---------------------------------------------------------------- float32 reciprocal
+# Inputs whose float32 result depends on the reciprocal (_math.reciprocal):
+# the division's bits, then vrcp14 and a Newton step's (1 ulp less; both
+# within 0.501 ulp). Two of the 205 such inputs among the 2**32.
+_RECIPROCAL_CASES = {
+    "sigmoid": (0x34000001, 0x3F000001, 0x3F000000),
+    "sigmoid_derivative": (0x3BCB5537, 0x3E7FFF5F, 0x3E7FFF5E),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_RECIPROCAL_CASES))
+def test_float32_reciprocal_follows_the_cpu(name):
+    bits, divided, estimated = _RECIPROCAL_CASES[name]
+    x = np.array([bits], np.uint32).view(np.float32)
+    expected = estimated if _math.cpu_has_avx512() else divided
+    assert getattr(fastsig, name)(x).view(np.uint32)[0] == expected
+    assert scalar_math(name, x)[0].view(np.uint32)[0] == expected
+
+
+def test_float32_kernels_divide_without_avx512(tmp_path):
+    """Compiled for a CPU without AVX-512 (NUMBA_CPU_FEATURES), the kernels
+    divide, and the vector and scalar code still give the same bits."""
+    from numba.core import codegen
+
+    features = codegen.get_host_cpu_features().replace("+avx512", "-avx512")
+    code = textwrap.dedent(f"""
+        import numpy as np, fastsig, fastsig._math as m
+        from scalar_reference import scalar_math
+        assert not m.cpu_has_avx512()
+        cases = {_RECIPROCAL_CASES!r}
+        rng = np.random.default_rng(0)
+        x = np.concatenate([np.array([c[0] for c in cases.values()], np.uint32),
+                            rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)]).view(np.float32)
+        for i, (name, (_, divided, _)) in enumerate(cases.items()):
+            got = getattr(fastsig, name)(x).view(np.uint32)
+            ref = scalar_math(name, x)[0].view(np.uint32)
+            assert got[i] == divided and np.array_equal(got[~np.isnan(x)], ref[~np.isnan(x)]), name
+        print("ok")
+    """)
+    env = {**os.environ, "NUMBA_CPU_FEATURES": features, "FASTSIG_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 # ---------------------------------------------------------------- import cost
