@@ -17,8 +17,8 @@ code giving the same bits (the tests check it).
 Only the operations those functions use are implemented; every one is a
 plain IEEE operation (no fast-math flags, so LLVM fuses nothing) but the
 float32 reciprocal estimate (``vrcp14ps``, emitted only for targets with
-AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``), and the
-IR is otherwise generic: it is valid on any CPU, and fast where the target has
+AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``), and the IR
+is otherwise generic: it is valid on any CPU, and fast where the target has
 512-bit vectors (measured on AVX-512 only; with 256-bit vectors LLVM splits
 each operation in two, and the table lookup may not become a permute).
 """

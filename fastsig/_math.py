@@ -21,9 +21,10 @@ Why it is built this way:
   CUDA and other CPUs, in about 1 of 2**24 inputs: see :func:`reciprocal`).
 * The quotients are computed with a correction step (the residual of the
   division, exact thanks to the FMA), so σ is correctly rounded in almost
-  every case and never worse than 1 ulp (the float32 reciprocal need only be
-  within 1 ulp: on AVX-512 it is no division at all, see :func:`reciprocal`), and σ' = σ(x)·σ(-x) keeps its full
+  every case and never worse than 1 ulp, and σ' = σ(x)·σ(-x) keeps its full
   relative accuracy down to the subnormal range, where s·(1-s) returns 0.
+  The reciprocal corrected that way need only be within 1 ulp: for float32
+  on AVX-512 it is no division at all (see :func:`reciprocal`).
 """
 
 from __future__ import annotations
@@ -165,12 +166,15 @@ def reciprocal(typingctx, d):
         (value,) = args
         if str(builder.module.triple).startswith("nvptx") or not cpu_has_avx512():
             return builder.fdiv(ir.Constant(value.type, 1.0), value)
+        # vrcp14ss(a, b, passthrough, mask) estimates 1/b[0] into lane 0.
         vector = ir.VectorType(value.type, 4)
         rcp14 = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vector, [vector, vector, vector, ir.IntType(8)]), "llvm.x86.avx512.rcp14.ss")
-        lanes = builder.insert_element(ir.Constant(vector, [0.0] * 4), value, ir.Constant(ir.IntType(32), 0))
-        estimate = builder.extract_element(builder.call(rcp14, [lanes, lanes, lanes, ir.Constant(ir.IntType(8), -1)]),
-                                           ir.Constant(ir.IntType(32), 0))
+            builder.module, ir.FunctionType(vector, [vector, vector, vector, ir.IntType(8)]),
+            "llvm.x86.avx512.rcp14.ss")
+        lane0 = ir.Constant(ir.IntType(32), 0)
+        lanes = builder.insert_element(ir.Constant(vector, [0.0] * 4), value, lane0)
+        all_lanes = ir.Constant(ir.IntType(8), -1)
+        estimate = builder.extract_element(builder.call(rcp14, [lanes, lanes, lanes, all_lanes]), lane0)
         return newton_reciprocal(builder, value, estimate)
 
     return types.float32(d), codegen
@@ -652,8 +656,9 @@ _ROUND_MAGIC_F32 = 12582912.0
 def exp_pair_f32(x):
     """Stage 1 of the float32 kernels, |x| <= FAST_RANGE_F32: t = e^-x and
     d = 1 + t as pairs of float32, and q0 = 1/d_hi within 1 ulp
-    (:func:`reciprocal`): (t_hi, t_lo, d_hi, d_lo, q0). e^-x, not e^-|x|: up to e^64, far inside float32's range,
-    and then σ = 1/d for every x, with no choice of numerator."""
+    (:func:`reciprocal`): (t_hi, t_lo, d_hi, d_lo, q0). e^-x, not e^-|x|:
+    up to e^64, far inside float32's range, and then σ = 1/d for every x,
+    with no choice of numerator."""
     minus_x = -x
     shifted = fma(minus_x, f32(_SIXTEEN_OVER_LN2), f32(_ROUND_MAGIC_F32))
     kf = shifted - f32(_ROUND_MAGIC_F32)  # k = round(-16 x / ln2) = 16 m + j, 0 <= j < 16
