@@ -1,8 +1,10 @@
 """The pool of large result blocks (fastsig._memory): results from it are
 ordinary arrays that own their memory, a freed block serves the next result
 of its size, the pool keeps no more than it may, and nothing breaks across
-threads or at exit."""
+threads or at exit. Below the pool's size, sigmoid_and_derivative's pair of
+results is one block, which malloc keeps when it is freed."""
 
+import resource
 import subprocess
 import sys
 import threading
@@ -104,6 +106,49 @@ def test_threads_allocating_and_freeing_at_once():
         t.join()
     assert not errors
     assert _memory.kept() <= _memory.SLOTS * x.nbytes
+
+
+# 200,000 elements: 0.8 or 1.6 MB a result, between _PAIR_BLOCK_MIN and POOL_MIN.
+PAIR = 200_000
+
+
+def _page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap trimming, counted by getrusage")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_dropped_pair_of_results_comes_back_without_fresh_pages(dtype):
+    """Two separate results of one size, freed together, made glibc give
+    the top of the heap back, and the next call faulted in fresh pages for
+    both (1e5 float64: 5-7x the time of a call into out=)."""
+    x = _large(dtype, PAIR)
+    for _ in range(3):
+        fastsig.sigmoid_and_derivative(x)
+    before = _page_faults()
+    for _ in range(20):
+        fastsig.sigmoid_and_derivative(x)
+    # Fresh pages would be 2 * x.nbytes / 4096 faults a call.
+    assert _page_faults() - before < x.nbytes // 4096
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_pair_of_results_is_the_halves_of_one_block(dtype):
+    x = _large(dtype, PAIR)
+    expected = (fastsig.sigmoid(x), fastsig.sigmoid_derivative(x))
+    pairs = [fastsig.sigmoid_and_derivative(x), fastsig.sigmoid_and_derivative(x.reshape(400, 500))]
+    with fastsig.num_threads(1):  # the path of a thread cap
+        pairs.append(fastsig.sigmoid_and_derivative(x))
+    pairs.append(fastsig.sigmoid_and_derivative(x.astype(np.int64)))  # converted first (float64 results)
+    for s, ds in pairs:
+        assert s.base is not None and s.base is ds.base and s.base.shape == (2, *s.shape)
+        assert s.flags.c_contiguous and ds.flags.c_contiguous and s.flags.writeable and ds.flags.writeable
+        assert not np.shares_memory(s, ds)
+    for s, ds in pairs[:3]:
+        np.testing.assert_array_equal(s.ravel(), expected[0])
+        np.testing.assert_array_equal(ds.ravel(), expected[1])
+    small = fastsig.sigmoid_and_derivative(x[:6000])  # parallel, below 64 KiB: separate arrays
+    assert all(r.flags.owndata for r in small)
 
 
 def _run(code: str, **env) -> subprocess.CompletedProcess:
