@@ -61,8 +61,9 @@ def _result_like(x: np.ndarray) -> np.ndarray:
 # the next (a benchmark loop, timeit, pytest-benchmark) got both results in
 # fresh pages every time: Intel Xeon, 1e5 float64, 516-694 µs a call
 # against 96-116 into out= and 90 for sigmoid alone. (Below 64 KiB a pair is
-# under glibc's smallest threshold, 128 KiB; from POOL_MIN on the pool
-# keeps the blocks.)
+# under glibc's smallest threshold, 128 KiB. A block of POOL_MIN or more
+# comes from the pool, as a result that large would: malloc would mmap it
+# afresh each time. From POOL_MIN each, the pool keeps the two results.)
 _PAIR_BLOCK_MIN = 64 << 10
 
 
@@ -70,7 +71,7 @@ def _result_pair(shape: tuple, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]
     """Two new results in C order: the halves of one block (see
     _PAIR_BLOCK_MIN) between _PAIR_BLOCK_MIN and POOL_MIN bytes each."""
     if _PAIR_BLOCK_MIN <= math.prod(shape) * dtype.itemsize < _POOL_MIN:
-        block = np.empty((2, *shape), dtype)
+        block = _new_result((2, *shape), dtype)
         return block[0], block[1]
     return _new_result(shape, dtype), _new_result(shape, dtype)
 
