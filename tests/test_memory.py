@@ -151,6 +151,17 @@ def test_a_pair_of_results_is_the_halves_of_one_block(dtype):
     assert all(r.flags.owndata for r in small)
 
 
+def test_a_pair_block_of_the_pools_size_comes_from_the_pool():
+    """Results of half POOL_MIN: a block malloc would mmap afresh on every call."""
+    x = _large(size=_memory.POOL_MIN // 16 + 1000)
+    s, ds = fastsig.sigmoid_and_derivative(x)
+    assert s.base is ds.base and get_handler_name(s.base) == "fastsig_pool"
+    address = s.ctypes.data
+    del s, ds
+    again, _ = fastsig.sigmoid_and_derivative(x)
+    assert again.ctypes.data == address
+
+
 def _run(code: str, **env) -> subprocess.CompletedProcess:
     import os
 
