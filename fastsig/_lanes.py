@@ -16,8 +16,8 @@ code giving the same bits (the tests check it).
 
 Only the operations those functions use are implemented; every one is a
 plain IEEE operation (no fast-math flags, so LLVM fuses nothing) but the
-float32 reciprocal estimate (``vrcp14ps``, emitted only for targets with
-AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``), and the IR
+reciprocal estimate (``vrcp14ps``/``vrcp14pd``, emitted only for targets
+with AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``/``vrcp14sd``), and the IR
 is otherwise generic: it is valid on any CPU, and fast where the target has
 512-bit vectors (measured on AVX-512 only; with 256-bit vectors LLVM splits
 each operation in two, and the table lookup may not become a permute).
@@ -55,7 +55,7 @@ class Lanes:
 
     Every operation is emitted for each block in turn, so that the blocks'
     instructions come interleaved: each block's chain of dependent
-    operations is long (the division alone takes 11 cycles or more), and
+    operations is long (an exp, a quotient and its correction), and
     independent work next to it keeps the CPU's schedulers from filling
     with instructions that wait.
     """
@@ -184,15 +184,30 @@ def _max(a: Lanes | float, b: Lanes | float) -> Lanes:
 
 
 def _reciprocal(d: Lanes) -> Lanes:
-    """_math.reciprocal per lane: vrcp14ps and a Newton step where the CPU
-    has AVX-512, else the division."""
+    """_math.reciprocal per lane: vrcp14ps/vrcp14pd and a Newton step where
+    the CPU has AVX-512, else the division."""
     if not _math.cpu_has_avx512():
         return 1.0 / d
     builder = d.builder
-    rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.ps.512", _FLOATS, [_FLOATS, _FLOATS, ir.IntType(16)])
-    passthrough = ir.Constant(_FLOATS, [0.0] * LANES)
-    all_lanes = ir.Constant(ir.IntType(16), -1)
-    return d._map(lambda v: _math.newton_reciprocal(builder, v, builder.call(rcp14, [v, passthrough, all_lanes])))
+    if d.vector_type == _FLOATS:
+        rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.ps.512", _FLOATS, [_FLOATS, _FLOATS, ir.IntType(16)])
+        passthrough = ir.Constant(_FLOATS, [0.0] * LANES)
+        all_lanes = ir.Constant(ir.IntType(16), -1)
+        return d._map(lambda v: _math.newton_reciprocal(builder, v, builder.call(rcp14, [v, passthrough, all_lanes])))
+    # 16 float64 lanes are two 512-bit registers: vrcp14pd on each half.
+    half = ir.VectorType(ir.DoubleType(), LANES // 2)
+    rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.pd.512", half, [half, half, ir.IntType(8)])
+    passthrough = ir.Constant(half, [0.0] * (LANES // 2))
+    all_lanes = ir.Constant(ir.IntType(8), -1)
+
+    def estimate(v: ir.Value) -> ir.Value:
+        low, high = (
+            builder.call(rcp14, [builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES // 2), lanes)),
+                                 passthrough, all_lanes])
+            for lanes in (list(range(LANES // 2)), list(range(LANES // 2, LANES))))
+        return builder.shuffle_vector(low, high, ir.Constant(_INTS, list(range(LANES))))
+
+    return d._map(lambda v: _math.newton_reciprocal(builder, v, estimate(v)))
 
 
 def _f32(value: float) -> float:
