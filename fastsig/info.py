@@ -27,7 +27,7 @@ def info_report() -> str:
             f"numpy    {np.__version__}",
             f"numba    {numba.__version__} (llvmlite {llvm.llvm_version_info if hasattr(llvm, 'llvm_version_info') else ''})",
             f"cpu      {llvm.get_host_cpu_name()}"
-            + (" (AVX-512: float32 reciprocals by vrcp14 and a Newton step)" if _math.cpu_has_avx512() else ""),
+            + (" (AVX-512: reciprocals by vrcp14 and a Newton step)" if _math.cpu_has_avx512() else ""),
             f"threads  {fastsig.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
             f"(cap with fastsig.set_num_threads or FASTSIG_NUM_THREADS); "
             "parallel from {float64:,} (float64) / {float32:,} (float32) elements".format(**_kernels.PARALLEL_MIN_SIZE["sigmoid"]),
