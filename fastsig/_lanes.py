@@ -183,28 +183,28 @@ def _max(a: Lanes | float, b: Lanes | float) -> Lanes:
     return select(b > a, b, a)
 
 
+# The 512-bit reciprocal estimates, and how many lanes each takes.
+_RCP14 = {_FLOATS: ("llvm.x86.avx512.rcp14.ps.512", LANES), _DOUBLES: ("llvm.x86.avx512.rcp14.pd.512", LANES // 2)}
+
+
 def _reciprocal(d: Lanes) -> Lanes:
     """_math.reciprocal per lane: vrcp14ps/vrcp14pd and a Newton step where
     the CPU has AVX-512, else the division."""
     if not _math.cpu_has_avx512():
         return 1.0 / d
     builder = d.builder
-    if d.vector_type == _FLOATS:
-        rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.ps.512", _FLOATS, [_FLOATS, _FLOATS, ir.IntType(16)])
-        passthrough = ir.Constant(_FLOATS, [0.0] * LANES)
-        all_lanes = ir.Constant(ir.IntType(16), -1)
-        return d._map(lambda v: _math.newton_reciprocal(builder, v, builder.call(rcp14, [v, passthrough, all_lanes])))
-    # 16 float64 lanes are two 512-bit registers: vrcp14pd on each half.
-    half = ir.VectorType(ir.DoubleType(), LANES // 2)
-    rcp14 = _declare(builder, "llvm.x86.avx512.rcp14.pd.512", half, [half, half, ir.IntType(8)])
-    passthrough = ir.Constant(half, [0.0] * (LANES // 2))
-    all_lanes = ir.Constant(ir.IntType(8), -1)
+    name, width = _RCP14[d.vector_type]
+    part = ir.VectorType(d.vector_type.element, width)
+    rcp14 = _declare(builder, name, part, [part, part, ir.IntType(width)])
+    arguments = [ir.Constant(part, [0.0] * width), ir.Constant(ir.IntType(width), -1)]  # passthrough, all lanes
 
     def estimate(v: ir.Value) -> ir.Value:
-        low, high = (
-            builder.call(rcp14, [builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES // 2), lanes)),
-                                 passthrough, all_lanes])
-            for lanes in (list(range(LANES // 2)), list(range(LANES // 2, LANES))))
+        if width == LANES:
+            return builder.call(rcp14, [v, *arguments])
+        # 16 float64 lanes are two 512-bit registers: vrcp14pd on each half.
+        low, high = (builder.call(rcp14, [builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, width), list(range(at, at + width)))),
+                                          *arguments])
+                     for at in (0, width))
         return builder.shuffle_vector(low, high, ir.Constant(_INTS, list(range(LANES))))
 
     return d._map(lambda v: _math.newton_reciprocal(builder, v, estimate(v)))

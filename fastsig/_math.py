@@ -172,9 +172,9 @@ def reciprocal(typingctx, d):
     ulp changes a result in about 1 of 2**24 inputs, by 1 ulp, and neither
     is more than 0.501 ulp off. float64 within 2**-28 leaves at most 2**-56
     (1/8 ulp) before the final rounding, and in fact far less: a result
-    differs from the division's by 1 ulp in 0.1-1.2 % of inputs (the
-    maximum error stays 0.69 ulp; 0.06-0.13 % fewer results correctly
-    rounded), for 13-22 % less time per element (σ; σ' 11-16 %, the fused
+    differs from the division's by 1 ulp in 0.15-1.2 % of inputs (the
+    maximum errors stay 0.687 ulp for σ and 0.733 for σ'; 0.06-0.13 % fewer
+    results correctly rounded), for 13-22 % less time per element (σ; σ' 11-16 %, the fused
     kernel 6-12 %: Intel Xeon, one core). A second Newton step gave the
     division's bits on 10**5 inputs, and saved only 3-10 %.
     """

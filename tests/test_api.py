@@ -629,7 +629,7 @@ def test_xarray_dataarray_is_kept():
 # Inputs whose result depends on the reciprocal (_math.reciprocal): the
 # division's bits, then vrcp14 and a Newton step's (1 ulp less). float32: two
 # of the 198 such inputs among the 2**32 (both within 0.501 ulp); float64:
-# two of the 0.1-1.2 % (0.499 against 0.501 ulp, 0.487 against 0.513).
+# two of the 0.15-1.2 % (0.499 against 0.501 ulp, 0.487 against 0.513).
 _RECIPROCAL_CASES = {
     ("sigmoid", "float32"): (0x34000001, 0x3F000001, 0x3F000000),
     ("sigmoid_derivative", "float32"): (0x3BCB5537, 0x3E7FFF5F, 0x3E7FFF5E),

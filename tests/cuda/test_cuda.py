@@ -58,7 +58,7 @@ def bitwise_equal(a, b) -> bool:
 
 # On real hardware the GPU divides where a CPU with AVX-512 takes vrcp14 and
 # a Newton step (_math.reciprocal): results may then differ by 1 ulp, float32
-# in about 1 of 2**24 inputs (198 of the 2**32), float64 in 0.1-1.2 % of them
+# in about 1 of 2**24 inputs (198 of the 2**32), float64 in 0.15-1.2 % of them
 # (the estimate is refined to 2**-28 only, which the quotients' correction
 # squares). The simulator runs the CPU's code.
 RECIPROCAL_MAY_DIFFER = not SIMULATED and _math.cpu_has_avx512()
