@@ -590,6 +590,10 @@ def _in_place(name: str, x: Any) -> np.ndarray:
             x[...] = (_UFUNCS.get(name) or _load(name))(x)
         elif size < _SMALL:  # straight to the ufunc, as in _unary
             (_UFUNCS.get(name) or _load(name))(x, x)
+        elif x.flags.c_contiguous and _thread_settings.threads is None:
+            # Straight to the parallel ufunc, as _unary would go after
+            # checks that x as out= passes by itself.
+            (_PARALLEL_UFUNCS.get(name) or _load_parallel(name))(x, x)
         else:
             _unary(name, x, x)
     else:
