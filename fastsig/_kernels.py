@@ -45,7 +45,7 @@ from numba.extending import intrinsic
 from numba.np.ufunc import _internal
 from numba.np.ufunc.ufuncbuilder import parse_identity
 
-from . import _cache, _lanes, _math
+from . import _cache, _lanes, _math, _pool
 
 # --------------------------------------------------------------------------
 # Array loops (serial, contiguous 1-D in and out), the ufunc loops that run
@@ -536,7 +536,7 @@ def _specialize(template, name: str, element_type):
 # The machinery of the parallel ufunc loops (see _parallel_ufunc_loop).
 # --------------------------------------------------------------------------
 # Offsets in a loop's config (an int64 array; its address is the loop's data).
-_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT = range(6)
+_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT, _POOL_AT = range(7)
 _INTP = ir.IntType(64)
 _BYTES = ir.IntType(8).as_pointer()
 _RAW_LOOP = ir.FunctionType(ir.VoidType(), [_BYTES.as_pointer(), _INTP.as_pointer(), _INTP.as_pointer(), _BYTES])
@@ -1014,8 +1014,14 @@ def _parallel_ufunc_loop(args, dims, steps, data):
     threads = _load_int64(shared, 0)
     if (threads > 1 and n >= _config(data, _MIN_SIZE_AT) and not _partial_overlap(args, steps, n, INPUTS, OPERANDS)
             and _try_lock(shared, 1)):
-        _run_chunks(_config(data, _PARALLEL_FOR_AT), _config(data, _ADAPTER_AT), _config(data, _LOOP_AT),
-                    _config(data, _LOOP_DATA_AT), threads, args, steps, n, OPERANDS)
+        pool = _config(data, _POOL_AT)
+        if pool != 0:
+            generation = _pool.begin_job(pool)
+            _pool.post_operands(pool, args, steps, OPERANDS)
+            _pool.run_job(pool, generation, _config(data, _LOOP_AT), _config(data, _LOOP_DATA_AT), n, threads)
+        else:
+            _run_chunks(_config(data, _PARALLEL_FOR_AT), _config(data, _ADAPTER_AT), _config(data, _LOOP_AT),
+                        _config(data, _LOOP_DATA_AT), threads, args, steps, n, OPERANDS)
         _unlock(shared, 1)
     else:
         _call_raw_loop(_config(data, _LOOP_AT), _config(data, _LOOP_DATA_AT), args, dims, steps)
@@ -1170,10 +1176,14 @@ def _build_parallel_ufunc(name: str) -> np.ufunc:
         loop = _compile_loop(_specialize(_parallel_ufunc_loop, name, element_type), _loop_signature(element_type))
         compiled.append(loop)
         addresses.append(loop.address)
-        config = np.zeros(6, np.int64)
-        config[[_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT]] = [
-            *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _chunk_adapter(nin + nout), _SHARED_ADDRESS,
-            _parallel_for_address()]
+        config = np.zeros(7, np.int64)
+        config[[_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _SHARED_AT]] = [
+            *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _SHARED_ADDRESS]
+        if _USE_POOL:
+            _pool.ensure_workers(_default_threads - 1)
+            config[_POOL_AT] = _pool.STATE_ADDRESS
+        else:
+            config[[_ADAPTER_AT, _PARALLEL_FOR_AT]] = [_chunk_adapter(nin + nout), _parallel_for_address()]
         configs.append(config)
         type_lists.append([dtype.num] * (nin + nout))
     _KEEP_ALIVE.extend(configs)
@@ -1208,6 +1218,18 @@ def to_float16(values: np.ndarray) -> np.ndarray:
 # and never oversubscribes the cores. The lock is _SHARED[1], taken by the
 # parallel ufunc loops in compiled code and by run_kernel through these.
 _SHARED_ADDRESS = _SHARED.ctypes.data
+#: The parallel ufuncs hand their chunks to fastsig's own workers (see
+#: _pool), not to the threading layer's parallel_for, where they can.
+_USE_POOL = _pool.supported()
+
+
+def _unlock_in_child() -> None:
+    # A forked child has none of the parent's other threads, so no call of
+    # theirs can hold the lock there.
+    _SHARED[1] = 0
+
+
+os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 @njit(**JIT_OPTIONS)
@@ -1263,6 +1285,8 @@ def set_num_threads(n: int | None) -> None:
     """
     global _default_threads
     _default_threads = _env_threads() if n is None else _clamp_threads(n)
+    if _USE_POOL and _PARALLEL_BUILT:  # (no workers before a parallel ufunc needs them)
+        _pool.ensure_workers(_default_threads - 1)
     _SHARED[0] = _default_threads
 
 
