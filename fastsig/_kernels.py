@@ -1304,24 +1304,38 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# From this many elements the parallel kernel beats one thread: where the
-# serial call takes about 7 µs, against about 2 µs to start the second
-# thread and share the work. Measured (parallel time / serial time on 2
-# cores), Zen 4, seventh session: float32 (16 lanes, 0.42 ns/element) 1.2
-# at 8192, 0.97 at 12288, 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at
-# 3072, 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. Intel Xeon (AVX-512,
+# From this many elements the parallel kernel beats one thread. The
+# parallel time over the serial one on 2 cores (Intel Xeon, AVX-512,
+# sixteenth session) with fastsig's workers, which start in about 1 µs:
+# float32 σ 0.97 at 6144, 0.87 at 8192, 0.67 at 12288; σ' 0.84 at 4096,
+# 0.74 at 6144; σ and σ' 0.82 at 6144, 0.66 at 12288; float64 σ 0.93 at
+# 2048, 0.80 at 3072, 0.71 at 4096; σ' 0.77 and σ and σ' 0.84 at 3072.
+# (The public functions take the parallel ufunc from _api._SMALL = 4096
+# elements only.) The backward step, two multiplies per element: float32
+# 1.07 at 16384, 0.74 at 32768; float64 0.95 at 8192, 0.73 at 16384.
+_WORKERS_MIN_SIZE = {
+    "sigmoid": {"float64": 4096, "float32": 8192},
+    "sigmoid_derivative": {"float64": 4096, "float32": 6144},
+    "sigmoid_and_derivative": {"float64": 4096, "float32": 6144},
+    "sigmoid_backward": {"float64": 16384, "float32": 32768},
+}
+# Through the threading layer's parallel_for instead (2.6-3.9 µs to start),
+# Zen 4, seventh session: float32 (16 lanes, 0.42 ns/element) 1.2 at 8192,
+# 0.97 at 12288, 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at 3072,
+# 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. Intel Xeon (AVX-512,
 # eleventh session), σ and the fused kernel: float32 1.05-1.17 at 4096,
 # 0.91-0.99 at 6144, 0.82-0.86 at 8192, 0.74-0.76 at 12288; float64
-# 0.87-0.99 at 3072, 0.72-0.87 at 4096, 0.65-0.76 at 6144. The thresholds
-# suit both. (Zen 3 and Zen 5, earlier kernels: 8192 for both.) The
-# backward step is two multiplies per element and memory-bound: on Zen 5
-# 1.1-1.6 up to 16384 elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536.
-PARALLEL_MIN_SIZE = {
+# 0.87-0.99 at 3072, 0.72-0.87 at 4096, 0.65-0.76 at 6144; sixteenth
+# session: float32 σ 0.85 at 12288, float64 1.13 at 4096, 0.96 at 6144.
+# The backward step is memory-bound: on Zen 5 1.1-1.6 up to 16384
+# elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536.
+_THREADING_LAYER_MIN_SIZE = {
     "sigmoid": {"float64": 4096, "float32": 12288},
     "sigmoid_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_and_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_backward": {"float64": 65536, "float32": 65536},
 }
+PARALLEL_MIN_SIZE = _WORKERS_MIN_SIZE if _USE_POOL else _THREADING_LAYER_MIN_SIZE
 # The same, by dtype object (the hot path looks it up without .name).
 _PARALLEL_MIN = {name: {np.dtype(k): v for k, v in sizes.items()} for name, sizes in PARALLEL_MIN_SIZE.items()}
 

@@ -59,9 +59,11 @@ _MAX_PIECES_PER_THREAD = 4
 _MACHINE = platform.machine().lower()
 _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(_MACHINE)
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
-#: Pauses a worker spins through before it sleeps: 0.4-1 ms (a pause takes
-#: 40-140 cycles on current x86 cores), about what OpenMP spins.
-_SPINS = 1 << 14
+#: Pauses a worker spins through before it sleeps: 2.9 ms here (22 ns a
+#: pause; 40-140 cycles on current x86 cores), under GNU OpenMP's 300000.
+#: Long enough that NumPy work of a millisecond or two between two calls
+#: does not put them to sleep: a worker woken takes 5-50 µs to turn up.
+_SPINS = 1 << 17
 #: Elements of pieces below this many per thread (see _pieces): streaming
 #: stores (see _kernels._STREAMING_MIN) need pieces of at least this size.
 _LARGE_PER_THREAD = 1 << 21
