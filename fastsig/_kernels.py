@@ -10,7 +10,7 @@
   setting up all of Numba),
 * the parallel ufuncs (:func:`parallel_ufunc`), whose inner loop splits a
   large operand range into pieces itself and hands them to fastsig's own
-  worker threads (:mod:`fastsig._pool`; elsewhere than Linux, to the
+  worker threads (:mod:`fastsig._workers`; elsewhere than Linux, to the
   threading layer's parallel_for): what the public functions call for
   large C-contiguous arrays,
 * the parallel kernels (``prange``), which run a ufunc's inner loop on one
@@ -46,7 +46,7 @@ from numba.extending import intrinsic
 from numba.np.ufunc import _internal
 from numba.np.ufunc.ufuncbuilder import parse_identity
 
-from . import _cache, _lanes, _math, _pool
+from . import _cache, _lanes, _math, _workers
 
 # --------------------------------------------------------------------------
 # Array loops (serial, contiguous 1-D in and out), the ufunc loops that run
@@ -537,7 +537,7 @@ def _specialize(template, name: str, element_type):
 # The machinery of the parallel ufunc loops (see _parallel_ufunc_loop).
 # --------------------------------------------------------------------------
 # Offsets in a loop's config (an int64 array; its address is the loop's data).
-_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT, _POOL_AT = range(7)
+_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _ADAPTER_AT, _SHARED_AT, _PARALLEL_FOR_AT, _WORKERS_AT = range(7)
 _INTP = ir.IntType(64)
 _BYTES = ir.IntType(8).as_pointer()
 _RAW_LOOP = ir.FunctionType(ir.VoidType(), [_BYTES.as_pointer(), _INTP.as_pointer(), _INTP.as_pointer(), _BYTES])
@@ -1002,7 +1002,7 @@ def _binary_ufunc_loop(args, dims, steps, data):  # no array loop: the loop is h
 # (parallel_ufunc) have one more inner loop around the serial one above:
 # from the kernel's PARALLEL_MIN_SIZE on, and when no other call holds the
 # parallel lock, it runs the serial loop on pieces of the operands on all
-# threads: through fastsig's workers (see _pool: 1.1 µs over the ideal
+# threads: through fastsig's workers (see _workers: 1.1 µs over the ideal
 # half at 12288 float32 elements, against 2.4 through parallel_for) or the
 # threading layer's parallel_for (what Numba's prange lowers to, called
 # directly), one chunk per thread. So a large call costs one ufunc call,
@@ -1017,11 +1017,11 @@ def _parallel_ufunc_loop(args, dims, steps, data):
     threads = _load_int64(shared, 0)
     if (threads > 1 and n >= _config(data, _MIN_SIZE_AT) and not _partial_overlap(args, steps, n, INPUTS, OPERANDS)
             and _try_lock(shared, 1)):
-        pool = _config(data, _POOL_AT)
-        if pool != 0:
-            generation = _pool.begin_job(pool)
-            _pool.post_operands(pool, args, steps, OPERANDS)
-            _pool.run_job(pool, generation, _config(data, _LOOP_AT), _config(data, _LOOP_DATA_AT), n, threads)
+        workers = _config(data, _WORKERS_AT)  # (their state block's address, or 0)
+        if workers != 0:
+            generation = _workers.begin_job(workers)
+            _workers.post_operands(workers, args, steps, OPERANDS)
+            _workers.run_job(workers, generation, _config(data, _LOOP_AT), _config(data, _LOOP_DATA_AT), n, threads)
         else:
             _run_chunks(_config(data, _PARALLEL_FOR_AT), _config(data, _ADAPTER_AT), _config(data, _LOOP_AT),
                         _config(data, _LOOP_DATA_AT), threads, args, steps, n, OPERANDS)
@@ -1182,9 +1182,9 @@ def _build_parallel_ufunc(name: str) -> np.ufunc:
         config = np.zeros(7, np.int64)
         config[[_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _SHARED_AT]] = [
             *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _SHARED_ADDRESS]
-        if _USE_POOL:
-            _pool.ensure_workers(_default_threads - 1)
-            config[_POOL_AT] = _pool.STATE_ADDRESS
+        if _USE_WORKERS:
+            _workers.ensure_workers(_default_threads - 1)
+            config[_WORKERS_AT] = _workers.STATE_ADDRESS
         else:
             config[[_ADAPTER_AT, _PARALLEL_FOR_AT]] = [_chunk_adapter(nin + nout), _parallel_for_address()]
         configs.append(config)
@@ -1222,8 +1222,8 @@ def to_float16(values: np.ndarray) -> np.ndarray:
 # parallel ufunc loops in compiled code and by run_kernel through these.
 _SHARED_ADDRESS = _SHARED.ctypes.data
 #: The parallel ufuncs hand their chunks to fastsig's own workers (see
-#: _pool), not to the threading layer's parallel_for, where they can.
-_USE_POOL = _pool.supported()
+#: _workers), not to the threading layer's parallel_for, where they can.
+_USE_WORKERS = _workers.supported()
 
 
 def _unlock_in_child() -> None:
@@ -1288,8 +1288,8 @@ def set_num_threads(n: int | None) -> None:
     """
     global _default_threads
     _default_threads = _env_threads() if n is None else _clamp_threads(n)
-    if _USE_POOL and _PARALLEL_BUILT:  # (no workers before a parallel ufunc needs them)
-        _pool.ensure_workers(_default_threads - 1)
+    if _USE_WORKERS and _PARALLEL_BUILT:  # (no workers before a parallel ufunc needs them)
+        _workers.ensure_workers(_default_threads - 1)
     _SHARED[0] = _default_threads
 
 
@@ -1338,7 +1338,7 @@ _THREADING_LAYER_MIN_SIZE = {
     "sigmoid_and_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_backward": {"float64": 65536, "float32": 65536},
 }
-PARALLEL_MIN_SIZE = _WORKERS_MIN_SIZE if _USE_POOL else _THREADING_LAYER_MIN_SIZE
+PARALLEL_MIN_SIZE = _WORKERS_MIN_SIZE if _USE_WORKERS else _THREADING_LAYER_MIN_SIZE
 # The same, by dtype object (the hot path looks it up without .name).
 _PARALLEL_MIN = {name: {np.dtype(k): v for k, v in sizes.items()} for name, sizes in PARALLEL_MIN_SIZE.items()}
 

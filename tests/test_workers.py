@@ -1,4 +1,4 @@
-"""fastsig's worker threads (fastsig._pool): the same bits as the serial
+"""fastsig's worker threads (fastsig._workers): the same bits as the serial
 ufunc, whatever the workers do, and no trouble at fork or exit."""
 
 import os
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import fastsig
-from fastsig import _kernels, _pool
+from fastsig import _kernels, _workers
 
-pytestmark = pytest.mark.skipif(not _pool.supported(), reason="fastsig's workers need Linux on x86-64 or AArch64")
+pytestmark = pytest.mark.skipif(not _workers.supported(), reason="fastsig's workers need Linux on x86-64 or AArch64")
 
 
 def _run(code: str, **env: str) -> str:
@@ -44,7 +44,7 @@ def test_every_operation_gives_the_serial_bits(dtype, n, rng):
     y = x.copy()
     fastsig.sigmoid_(y)
     assert np.array_equal(y, s, equal_nan=True)
-    assert _pool.running() >= fastsig.get_num_threads() - 1
+    assert _workers.running() >= fastsig.get_num_threads() - 1
 
 
 def test_workers_wake_from_sleep(rng):
@@ -54,9 +54,9 @@ def test_workers_wake_from_sleep(rng):
     if fastsig.get_num_threads() < 2:
         pytest.skip("one thread: no workers")
     deadline = time.monotonic() + 10
-    while _pool._state[_pool.SLEEPING] < _pool.running() and time.monotonic() < deadline:
+    while _workers._state[_workers.SLEEPING] < _workers.running() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert _pool._state[_pool.SLEEPING] == _pool.running()  # they went to sleep after spinning
+    assert _workers._state[_workers.SLEEPING] == _workers.running()  # they went to sleep after spinning
     for _ in range(20):
         assert np.array_equal(fastsig.sigmoid(x), expected)
         time.sleep(0.003)
@@ -67,16 +67,16 @@ def test_more_workers_than_the_thread_cap():
     whose workers have stopped (the calling thread does it all)."""
     out = _run("""
         import numpy as np, fastsig
-        from fastsig import _kernels, _pool
+        from fastsig import _kernels, _workers
         x = np.random.default_rng(0).standard_normal(300_001).astype(np.float32)
         expected = _kernels.ufunc("sigmoid_derivative")(x)
         for threads in (8, 2, 3, 1, 8):
             fastsig.set_num_threads(threads)
             for _ in range(50):
                 assert np.array_equal(fastsig.sigmoid_derivative(x), expected)
-        assert _pool.running() == 7
-        _pool._stop_workers()
-        assert _pool.running() == 0
+        assert _workers.running() == 7
+        _workers._stop_workers()
+        assert _workers.running() == 0
         assert np.array_equal(fastsig.sigmoid_derivative(x), expected)
         print("ok")
     """, NUMBA_NUM_THREADS="8")
@@ -86,14 +86,14 @@ def test_more_workers_than_the_thread_cap():
 def test_forked_child_starts_its_own_workers():
     out = _run("""
         import os, numpy as np, fastsig
-        from fastsig import _kernels, _pool
+        from fastsig import _kernels, _workers
         x = np.random.default_rng(0).standard_normal(500_000)
         expected = _kernels.ufunc("sigmoid")(x)
         assert np.array_equal(fastsig.sigmoid(x), expected)
         pid = os.fork()
         if pid == 0:
             ok = all(np.array_equal(fastsig.sigmoid(x), expected) for _ in range(100))
-            os._exit(0 if ok and _pool.running() >= 1 else 1)
+            os._exit(0 if ok and _workers.running() >= 1 else 1)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0, status
         assert np.array_equal(fastsig.sigmoid(x), expected)
@@ -123,11 +123,11 @@ def test_exit_while_calls_run():
 def test_threading_layer_path_gives_the_same_bits():
     out = _run("""
         import numpy as np, fastsig
-        from fastsig import _kernels, _pool
-        assert not _pool.supported() and not _kernels._USE_POOL
+        from fastsig import _kernels, _workers
+        assert not _workers.supported() and not _kernels._USE_WORKERS
         x = np.random.default_rng(0).standard_normal(100_003).astype(np.float32)
         assert np.array_equal(fastsig.sigmoid(x), _kernels.ufunc("sigmoid")(x))
-        assert _pool.running() == 0
+        assert _workers.running() == 0
         print("ok")
-    """, FASTSIG_POOL="0")
+    """, FASTSIG_WORKERS="0")
     assert out.strip() == "ok"

@@ -11,7 +11,7 @@ piece of the work that nobody else has taken.
 
 Linux only (the workers sleep on a futex after spinning for a few
 milliseconds, as OpenMP's do), x86-64 and AArch64; elsewhere, or with
-``FASTSIG_POOL=0``, the parallel ufuncs use the threading layer.
+``FASTSIG_WORKERS=0``, the parallel ufuncs use the threading layer.
 
 The protocol, on an int64 block (``_state``) whose hot counters sit on
 cache lines of their own:
@@ -78,7 +78,7 @@ _RAW_LOOP = ir.FunctionType(ir.VoidType(), [_BYTES.as_pointer(), _INTP.as_pointe
 
 def supported() -> bool:
     """Can the parallel ufuncs use these workers here?"""
-    return sys.platform.startswith("linux") and _SYS_FUTEX is not None and os.environ.get("FASTSIG_POOL", "1") != "0"
+    return sys.platform.startswith("linux") and _SYS_FUTEX is not None and os.environ.get("FASTSIG_WORKERS", "1") != "0"
 
 
 # --------------------------------------------------------------------------
