@@ -258,6 +258,35 @@ def test_vector_code_equals_scalar_math_bitwise(dtype, name, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
+def test_aligned_steps_give_the_same_bits(dtype, name, rng):
+    """From _ALIGN_MIN elements the loops start their steps at the first
+    output's first 64-byte boundary, the elements before it in a partial
+    step: the scalar functions' bits for every such head length, in place
+    (x as each output) and with x and the outputs aligned differently."""
+    n = _kernels._ALIGN_MIN + 1000 + 5
+    per_line = 64 // np.dtype(dtype).itemsize
+    x = rng.uniform(-50, 50, n + 2 * per_line).astype(dtype)
+    x[rng.integers(0, x.size, 30)] = _LANE_EDGES[dtype][1][0]  # lanes for the second pass
+    x[:per_line] = np.nan
+    ufunc = _kernels.ufunc(name)
+    nout = 2 if name == "sigmoid_and_derivative" else 1
+    bits = np.int32 if dtype == np.float32 else np.int64
+    for offset in range(per_line):
+        part = x[offset:offset + n]
+        expected = scalar_math(name, part)
+        outs = tuple(np.empty(n + per_line, dtype)[(offset + 1 + k) % per_line:][:n] for k in range(nout))
+        ufunc(part, out=outs)
+        assert all(np.array_equal(o.view(bits), e.view(bits)) for o, e in zip(outs, expected)), offset
+        for where in range(nout):
+            buffer = x.copy()
+            in_place = buffer[offset:offset + n]
+            outs = tuple(in_place if k == where else np.empty_like(part) for k in range(nout))
+            ufunc(in_place, out=outs)
+            assert all(np.array_equal(o.view(bits), e.view(bits)) for o, e in zip(outs, expected)), (offset, where)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["sigmoid", "sigmoid_derivative", "sigmoid_and_derivative"])
 def test_streaming_stores_give_the_same_bits(dtype, name, rng):
     """From _STREAMING_MIN elements, out-of-place results go out as
     non-temporal stores from the first 64-byte boundary of the outputs on:
