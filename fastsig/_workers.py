@@ -9,8 +9,8 @@ against 2.4 through OpenMP), and a worker that the OS has descheduled, or
 one that is asleep, only costs speed: the calling thread takes every
 piece of the work that nobody else has taken.
 
-Linux only (the workers sleep on a futex after spinning for a few
-milliseconds, as OpenMP's do), x86-64 and AArch64; elsewhere, or with
+Linux only (the workers sleep on a futex after spinning for about
+0.1 ms), x86-64 and AArch64; elsewhere, or with
 ``FASTSIG_WORKERS=0``, the parallel ufuncs use the threading layer.
 
 The protocol, on an int64 block (``_state``) whose hot counters sit on
@@ -61,13 +61,17 @@ _MAX_PIECES_PER_THREAD = 4
 _MACHINE = platform.machine().lower()
 _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(_MACHINE)
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
-#: Pauses a worker spins through before it sleeps: GNU OpenMP's default
-#: (GOMP_SPINCOUNT), 6.6 ms here (22 ns a pause). A worker woken from its
-#: futex takes from 5 µs to milliseconds to turn up on this VM: 1e7-element
-#: float64 calls, whose gaps (freeing the last result) let the workers fall
-#: asleep, were 40 % slower at the median than through OpenMP with 4096
-#: pauses, 3-10 % with 2^17, level with this.
-_SPINS = 300_000
+#: Pauses a worker spins through before it sleeps: 90 µs here (22 ns a
+#: pause), far less than GNU OpenMP's 300000 (6.6 ms). Other libraries'
+#: OpenMP threads spin that long after their own parallel regions (torch's
+#: do), and a worker spinning beside them gets half a core: 2-thread calls
+#: on 1e5 float32 elements right after torch.sigmoid calls took 1.5-2x the
+#: time with 300000 pauses, the same as after NumPy with 4096 (and as
+#: through OpenMP, which torch and Numba share). A worker woken from its
+#: futex takes from 5 µs up to milliseconds to turn up on this VM, but the
+#: caller takes over its pieces meanwhile; back-to-back calls, even 1e7
+#: float64 ones, keep the workers spinning.
+_SPINS = 4_096
 #: Elements of pieces below this many per thread (see _pieces): streaming
 #: stores (see _kernels._STREAMING_MIN) need pieces of at least this size.
 _LARGE_PER_THREAD = 1 << 21
