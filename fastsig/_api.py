@@ -9,6 +9,7 @@ broadcasting, overlap) or, for large contiguous arrays, a parallel kernel.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Union
 
 import numpy as np
@@ -132,6 +133,11 @@ def _load(name: str) -> np.ufunc:
 def _load_parallel(name: str) -> np.ufunc:
     _PARALLEL_UFUNCS[name] = parallel_ufunc(name)
     return _PARALLEL_UFUNCS[name]
+
+
+# A forked child asks parallel_ufunc() again, which starts its workers if
+# it runs on them (see _kernels._after_fork_in_child).
+os.register_at_fork(after_in_child=_PARALLEL_UFUNCS.clear)
 
 
 def _unary(name: str, x: Any, out: Any) -> Result:

@@ -9,16 +9,16 @@
   ``import fastsig`` compiles nothing, and read from the disk cache without
   setting up all of Numba),
 * the parallel ufuncs (:func:`parallel_ufunc`), whose inner loop splits a
-  large operand range into pieces itself and hands them to fastsig's own
-  worker threads (:mod:`fastsig._workers`; elsewhere than Linux, to the
-  threading layer's parallel_for): what the public functions call for
-  large C-contiguous arrays,
+  large operand range into pieces itself and hands them to the threading
+  layer's parallel_for (or, with FASTSIG_WORKERS=1 and in a forked child,
+  to fastsig's own worker threads: :mod:`fastsig._workers`): what the
+  public functions call for large C-contiguous arrays,
 * the parallel kernels (``prange``), which run a ufunc's inner loop on one
   chunk per thread of 1-D arrays or runs of rows of 2-D ones, for the
   other layouts,
 * :func:`parallel_threads`, the one place in Python that decides between
   the serial ufunc and the parallel kernels (the parallel ufuncs' loops
-  apply the same thresholds, PARALLEL_MIN_SIZE, in compiled code),
+  apply the thresholds of :func:`parallel_min_size` in compiled code),
 * the thread settings.
 
 The public functions in :mod:`fastsig._api` only resolve dtypes, shapes and
@@ -1012,12 +1012,12 @@ def _binary_ufunc_loop(args, dims, steps, data):  # no array loop: the loop is h
 
 # The NumPy ufuncs that the public functions call for C-contiguous arrays
 # (parallel_ufunc) have one more inner loop around the serial one above:
-# from the kernel's PARALLEL_MIN_SIZE on, and when no other call holds the
+# from the kernel's parallel_min_size on, and when no other call holds the
 # parallel lock, it runs the serial loop on pieces of the operands on all
-# threads: through fastsig's workers (see _workers: 1.1 µs over the ideal
-# half at 12288 float32 elements, against 2.4 through parallel_for) or the
-# threading layer's parallel_for (what Numba's prange lowers to, called
-# directly), one chunk per thread. So a large call costs one ufunc call,
+# threads: through the threading layer's parallel_for (what Numba's prange
+# lowers to, called directly), one chunk per thread, or fastsig's workers
+# (see _USE_WORKERS and _workers: 1.1 µs over the ideal half at 12288
+# float32 elements, against 2.4 through parallel_for). So a large call costs one ufunc call,
 # not a Python decision, a lock and a Numba dispatch: Zen 5, 2 threads, 1e5
 # float32, 14.8 µs per call before against 12.3 (torch 12.7); the Python
 # path alone cost 2.4 µs. Its data is a config (an int64 array: see
@@ -1159,7 +1159,8 @@ def _build_ufunc(name: str) -> np.ufunc:
 
 
 _DTYPES = ((types.float64, np.dtype(np.float64)), (types.float32, np.dtype(np.float32)))
-_KEEP_ALIVE: list = []  # the configs the parallel loops read
+#: (name, dtype, config) of every parallel ufunc loop: the configs they read.
+_PARALLEL_CONFIGS: list[tuple[str, np.dtype, np.ndarray]] = []
 _COMPILED_LOOPS: list[CFunc] = []  # every loop built so far (their cache_hits tell a warm start)
 _PARALLEL_BUILT: dict[str, np.ufunc] = {}
 
@@ -1177,9 +1178,12 @@ def parallel_ufunc(name: str) -> np.ufunc:
     threads (see _parallel_ufunc_loop), built on first use, which also
     starts the threading layer: the public functions take it for arrays of
     _api._SMALL elements or more only, so that a process that never runs
-    large arrays never starts threads (GNU OpenMP then refuses a forked
-    child's parallel region, as with any Numba prange)."""
-    return _built_once(_PARALLEL_BUILT, name, _build_parallel_ufunc)
+    large arrays never starts threads (see _after_fork_in_child for a
+    forked child of one that has)."""
+    built = _built_once(_PARALLEL_BUILT, name, _build_parallel_ufunc)
+    if _USE_WORKERS:
+        _workers.ensure_workers(_default_threads - 1)
+    return built
 
 
 def _build_parallel_ufunc(name: str) -> np.ufunc:
@@ -1192,16 +1196,15 @@ def _build_parallel_ufunc(name: str) -> np.ufunc:
         compiled.append(loop)
         addresses.append(loop.address)
         config = np.zeros(7, np.int64)
-        config[[_LOOP_AT, _LOOP_DATA_AT, _MIN_SIZE_AT, _SHARED_AT]] = [
-            *_UFUNC_LOOPS[name, dtype], _PARALLEL_MIN[name][dtype], _SHARED_ADDRESS]
+        config[[_LOOP_AT, _LOOP_DATA_AT, _SHARED_AT]] = [*_UFUNC_LOOPS[name, dtype], _SHARED_ADDRESS]
         if _USE_WORKERS:
-            _workers.ensure_workers(_default_threads - 1)
             config[_WORKERS_AT] = _workers.STATE_ADDRESS
-        else:
+        elif _threading_layer_usable:
             config[[_ADAPTER_AT, _PARALLEL_FOR_AT]] = [_chunk_adapter(nin + nout), _parallel_for_address()]
+        config[_MIN_SIZE_AT] = parallel_min_size(name, dtype)
+        _PARALLEL_CONFIGS.append((name, dtype, config))
         configs.append(config)
         type_lists.append([dtype.num] * (nin + nout))
-    _KEEP_ALIVE.extend(configs)
     _COMPILED_LOOPS.extend(compiled)
     doc = f"fastsig's NumPy ufunc for {name}, large arrays on all threads; see fastsig.{name}."
     return _internal.fromfunc(name, doc, addresses, type_lists, nin, nout, [c.ctypes.data for c in configs],
@@ -1233,18 +1236,49 @@ def to_float16(values: np.ndarray) -> np.ndarray:
 # and never oversubscribes the cores. The lock is _SHARED[1], taken by the
 # parallel ufunc loops in compiled code and by run_kernel through these.
 _SHARED_ADDRESS = _SHARED.ctypes.data
-#: The parallel ufuncs hand their chunks to fastsig's own workers (see
-#: _workers), not to the threading layer's parallel_for, where they can.
-_USE_WORKERS = _workers.supported()
+#: Do the parallel ufuncs hand their pieces to fastsig's own workers (see
+#: _workers) rather than to the threading layer's parallel_for? Only with
+#: FASTSIG_WORKERS=1, and in a forked child (see _after_fork_in_child).
+#: Numba's OpenMP layer shares one OpenMP runtime with torch, whose
+#: threads spin 6.6 ms after their own work: beside them fastsig's workers
+#: either spin as long and get half a core (calls right after
+#: torch.sigmoid 1.5-2x slower) or sleep sooner and are woken for each
+#: call that follows other work (1e5 float32 calls alternating with
+#: torch.sigmoid or np.exp: 75-220 µs against 38-41 through OpenMP). Back
+#: to back, the workers take 1.3 µs less a call (see WORKERS_MIN_SIZE).
+_USE_WORKERS = _workers.supported() and os.environ.get("FASTSIG_WORKERS") == "1"
+#: False in a forked child of a process that started Numba's OpenMP layer:
+#: GNU OpenMP would kill it (SIGTERM) at its first parallel region.
+_threading_layer_usable = True
 
 
-def _unlock_in_child() -> None:
+def _after_fork_in_child() -> None:
     # A forked child has none of the parent's other threads, so no call of
     # theirs can hold the lock there.
+    global _threading_layer_usable
     _SHARED[1] = 0
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized and numba.threading_layer() == "omp" and not _USE_WORKERS:
+        _threading_layer_usable = False
+        _switch_to_workers(_workers.supported() and os.environ.get("FASTSIG_WORKERS") != "0")
 
 
-os.register_at_fork(after_in_child=_unlock_in_child)
+def _switch_to_workers(available: bool) -> None:
+    """Run the parallel ufuncs' pieces on the workers from now on (or, with
+    none available, every call on its own thread). The workers start at
+    the next parallel_ufunc() (_api asks again after a fork), not in the
+    fork handler: starting them may compile, and a compile lock held by a
+    thread of the parent's would never be released here. Until then the
+    calling thread takes every piece."""
+    global _USE_WORKERS
+    _USE_WORKERS = available
+    for name, dtype, config in _PARALLEL_CONFIGS:
+        config[_WORKERS_AT] = _workers.STATE_ADDRESS if available else 0
+        config[_MIN_SIZE_AT] = parallel_min_size(name, dtype)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @njit(**JIT_OPTIONS)
@@ -1319,40 +1353,50 @@ def num_threads(n: int) -> Iterator[None]:
 # --------------------------------------------------------------------------
 # Target choice.
 # --------------------------------------------------------------------------
-# From this many elements the parallel kernel beats one thread. The
-# parallel time over the serial one on 2 cores (Intel Xeon, AVX-512,
-# sixteenth session) with fastsig's workers, which start in about 1 µs:
-# float32 σ 0.97 at 6144, 0.87 at 8192, 0.67 at 12288; σ' 0.84 at 4096,
-# 0.74 at 6144; σ and σ' 0.82 at 6144, 0.66 at 12288; float64 σ 0.93 at
-# 2048, 0.80 at 3072, 0.71 at 4096; σ' 0.77 and σ and σ' 0.84 at 3072.
-# (The public functions take the parallel ufunc from _api._SMALL = 4096
-# elements only.) The backward step, two multiplies per element: float32
-# 1.07 at 16384, 0.74 at 32768; float64 0.95 at 8192, 0.73 at 16384.
-_WORKERS_MIN_SIZE = {
-    "sigmoid": {"float64": 4096, "float32": 8192},
-    "sigmoid_derivative": {"float64": 4096, "float32": 6144},
-    "sigmoid_and_derivative": {"float64": 4096, "float32": 6144},
-    "sigmoid_backward": {"float64": 16384, "float32": 32768},
-}
-# Through the threading layer's parallel_for instead (2.6-3.9 µs to start),
-# Zen 4, seventh session: float32 (16 lanes, 0.42 ns/element) 1.2 at 8192,
-# 0.97 at 12288, 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at 3072,
-# 1.0 at 4096, 0.83-0.85 at 6144, 0.8 at 8192. Intel Xeon (AVX-512,
-# eleventh session), σ and the fused kernel: float32 1.05-1.17 at 4096,
-# 0.91-0.99 at 6144, 0.82-0.86 at 8192, 0.74-0.76 at 12288; float64
-# 0.87-0.99 at 3072, 0.72-0.87 at 4096, 0.65-0.76 at 6144; sixteenth
-# session: float32 σ 0.85 at 12288, float64 1.13 at 4096, 0.96 at 6144.
-# The backward step is memory-bound: on Zen 5 1.1-1.6 up to 16384
-# elements, 0.8-1.2 at 32768, 0.5-0.8 from 65536.
-_THREADING_LAYER_MIN_SIZE = {
+# From this many elements the parallel kernels beat one thread, through
+# the threading layer (parallel_for, prange: 2.6-3.9 µs to start). The
+# parallel time over the serial one on 2 cores: Zen 4, seventh session:
+# float32 (16 lanes, 0.42 ns/element) 1.2 at 8192, 0.97 at 12288,
+# 0.86-0.90 at 16384, 0.7 at 32768; float64 1.15 at 3072, 1.0 at 4096,
+# 0.83-0.85 at 6144, 0.8 at 8192. Intel Xeon (AVX-512, eleventh session),
+# σ and the fused kernel: float32 1.05-1.17 at 4096, 0.91-0.99 at 6144,
+# 0.82-0.86 at 8192, 0.74-0.76 at 12288; float64 0.87-0.99 at 3072,
+# 0.72-0.87 at 4096, 0.65-0.76 at 6144; sixteenth session: float32 σ 0.85
+# at 12288, float64 1.13 at 4096, 0.96 at 6144. The backward step is
+# memory-bound: on Zen 5 1.1-1.6 up to 16384 elements, 0.8-1.2 at 32768,
+# 0.5-0.8 from 65536.
+PARALLEL_MIN_SIZE = {
     "sigmoid": {"float64": 4096, "float32": 12288},
     "sigmoid_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_and_derivative": {"float64": 4096, "float32": 12288},
     "sigmoid_backward": {"float64": 65536, "float32": 65536},
 }
-PARALLEL_MIN_SIZE = _WORKERS_MIN_SIZE if _USE_WORKERS else _THREADING_LAYER_MIN_SIZE
-# The same, by dtype object (the hot path looks it up without .name).
+# The same with fastsig's workers (the parallel ufuncs with _USE_WORKERS),
+# which start in about 1 µs; Intel Xeon, sixteenth session: float32 σ 0.97
+# at 6144, 0.87 at 8192, 0.67 at 12288; σ' 0.84 at 4096, 0.74 at 6144; σ
+# and σ' 0.82 at 6144, 0.66 at 12288; float64 σ 0.93 at 2048, 0.80 at
+# 3072, 0.71 at 4096; σ' 0.77 and σ and σ' 0.84 at 3072 (the public
+# functions take the parallel ufunc from _api._SMALL = 4096 elements
+# only); the backward step: float32 1.07 at 16384, 0.74 at 32768; float64
+# 0.95 at 8192, 0.73 at 16384.
+WORKERS_MIN_SIZE = {
+    "sigmoid": {"float64": 4096, "float32": 8192},
+    "sigmoid_derivative": {"float64": 4096, "float32": 6144},
+    "sigmoid_and_derivative": {"float64": 4096, "float32": 6144},
+    "sigmoid_backward": {"float64": 16384, "float32": 32768},
+}
+# PARALLEL_MIN_SIZE by dtype object, for parallel_threads (the hot path
+# looks it up without .name).
 _PARALLEL_MIN = {name: {np.dtype(k): v for k, v in sizes.items()} for name, sizes in PARALLEL_MIN_SIZE.items()}
+_NEVER = 1 << 62
+
+
+def parallel_min_size(name: str, dtype: np.dtype) -> int:
+    """From how many elements C-contiguous arrays run in parallel, by the
+    path the parallel ufuncs take now (see _USE_WORKERS)."""
+    if _USE_WORKERS:
+        return WORKERS_MIN_SIZE[name][dtype.name]
+    return PARALLEL_MIN_SIZE[name][dtype.name] if _threading_layer_usable else _NEVER
 
 
 def parallel_threads(name: str, size: int, dtype: np.dtype) -> int:
@@ -1366,7 +1410,7 @@ def parallel_threads(name: str, size: int, dtype: np.dtype) -> int:
     """
     cap = _settings.threads
     threads = _default_threads if cap is None else cap
-    return threads if threads > 1 and size >= _PARALLEL_MIN[name][dtype] else 0
+    return threads if threads > 1 and size >= _PARALLEL_MIN[name][dtype] and _threading_layer_usable else 0
 
 
 def run_kernel(name: str, threads: int, *arrays: np.ndarray) -> None:

@@ -1,17 +1,19 @@
-"""fastsig's own worker threads, which the parallel ufuncs hand large calls to.
+"""fastsig's own worker threads, which the parallel ufuncs can hand large calls to.
 
 Numba's threading layer starts a parallel region in 2.6-3.9 µs here (GNU
 OpenMP's fork and join, whatever OMP_WAIT_POLICY or GOMP_SPINCOUNT say):
 a tenth of a 1e5-element float32 call on 2 cores. These workers wait for
-work spinning on one shared counter, so a call reaches them in a fraction
-of a microsecond (1.1 µs over the ideal half at 12288 float32 elements,
-against 2.4 through OpenMP), and a worker that the OS has descheduled, or
-one that is asleep, only costs speed: the calling thread takes every
-piece of the work that nobody else has taken.
+work spinning on one shared counter, so a call reaches them in about
+0.5 µs (1.1 µs over the ideal half at 12288 float32 elements, against 2.4
+through OpenMP), and a worker that the OS has descheduled, or one that is
+asleep, only costs speed: the calling thread takes every piece of the
+work that nobody else has taken.
 
-Linux only (the workers sleep on a futex after spinning for about
-0.1 ms), x86-64 and AArch64; elsewhere, or with
-``FASTSIG_WORKERS=0``, the parallel ufuncs use the threading layer.
+They run the parallel ufuncs with ``FASTSIG_WORKERS=1``, and in a forked
+child of a process that started Numba's OpenMP layer, which GNU OpenMP
+would kill at its first parallel region (see _kernels._USE_WORKERS for
+why they are not the default). Linux only (they sleep on a futex),
+x86-64 and AArch64.
 
 The protocol, on an int64 block (``_state``) whose hot counters sit on
 cache lines of their own:
@@ -61,17 +63,21 @@ _MAX_PIECES_PER_THREAD = 4
 _MACHINE = platform.machine().lower()
 _SYS_FUTEX = {"x86_64": 202, "amd64": 202, "aarch64": 98, "arm64": 98}.get(_MACHINE)
 _FUTEX_WAIT_PRIVATE, _FUTEX_WAKE_PRIVATE = 128, 129
-#: Pauses a worker spins through before it sleeps: 90 µs here (22 ns a
-#: pause), far less than GNU OpenMP's 300000 (6.6 ms). Other libraries'
-#: OpenMP threads spin that long after their own parallel regions (torch's
-#: do), and a worker spinning beside them gets half a core: 2-thread calls
-#: on 1e5 float32 elements right after torch.sigmoid calls took 1.5-2x the
-#: time with 300000 pauses, the same as after NumPy with 4096 (and as
-#: through OpenMP, which torch and Numba share). A worker woken from its
-#: futex takes from 5 µs up to milliseconds to turn up on this VM, but the
-#: caller takes over its pieces meanwhile; back-to-back calls, even 1e7
-#: float64 ones, keep the workers spinning.
-_SPINS = 4_096
+#: Pauses a worker spins through before it sleeps: GNU OpenMP's default
+#: (GOMP_SPINCOUNT), 6.6 ms here (22 ns a pause), so that calls that follow
+#: other work find the workers awake, as OpenMP's would be. (Beside another
+#: OpenMP runtime's threads, which spin as long, workers get half a core:
+#: 2-thread calls on 1e5 float32 right after torch.sigmoid calls took
+#: 1.5-2x the time; with 4096 pauses, the same as after NumPy, but 1e5
+#: calls alternating with np.exp found them asleep, 75-80 µs against 38-41.)
+#: A worker woken from its futex takes from 5 µs up to milliseconds to turn
+#: up on this VM; the caller takes over its pieces meanwhile.
+_SPINS = 300_000
+#: Jobs smaller than this do not wait for workers that are asleep: they
+#: are woken for the next job, and the caller does this one alone (12288
+#: float32 elements 1 ms apart: 37 µs with the woken worker's help, 25
+#: without; 15-19 on one thread, whose caches stay warm).
+_ASLEEP_HELP_MIN = 1 << 17
 #: Elements of pieces below this many per thread (see _pieces): streaming
 #: stores (see _kernels._STREAMING_MIN) need pieces of at least this size.
 _LARGE_PER_THREAD = 1 << 21
@@ -81,8 +87,8 @@ _RAW_LOOP = ir.FunctionType(ir.VoidType(), [_BYTES.as_pointer(), _INTP.as_pointe
 
 
 def supported() -> bool:
-    """Can the parallel ufuncs use these workers here?"""
-    return sys.platform.startswith("linux") and _SYS_FUTEX is not None and os.environ.get("FASTSIG_WORKERS", "1") != "0"
+    """Can the workers run here?"""
+    return sys.platform.startswith("linux") and _SYS_FUTEX is not None
 
 
 # --------------------------------------------------------------------------
@@ -300,12 +306,13 @@ def run_job(state, generation, loop, loop_data, size, threads):
     with its data) on ``size`` elements over ``threads`` threads, this one
     included, take part in it and return when it is done."""
     piece, count = _pieces(size, threads)
+    asleep = _load(state, SLEEPING) > 0
+    _store(state, HELPERS, 0 if asleep and size < _ASLEEP_HELP_MIN else threads - 1)
     _store(state, LOOP, loop)
     _store(state, LOOP_DATA, loop_data)
     _store(state, SIZE, size)
     _store(state, PIECE, piece)
     _store(state, PIECES, count)
-    _store(state, HELPERS, threads - 1)
     _store(state, DONE, 0)
     _publish(state, GEN, generation)
     if _load(state, SLEEPING) > 0:

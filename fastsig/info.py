@@ -30,7 +30,8 @@ def info_report() -> str:
             + (" (AVX-512: reciprocals by vrcp14 and a Newton step)" if _math.cpu_has_avx512() else ""),
             f"threads  {fastsig.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
             f"(cap with fastsig.set_num_threads or FASTSIG_NUM_THREADS); "
-            "parallel from {float64:,} (float64) / {float32:,} (float32) elements".format(**_kernels.PARALLEL_MIN_SIZE["sigmoid"])
+            "parallel from {:,} (float64) / {:,} (float32) elements".format(
+                *(_kernels.parallel_min_size("sigmoid", np.dtype(t)) for t in ("float64", "float32")))
             + (", on fastsig's worker threads" if _kernels._USE_WORKERS else ", through Numba's threading layer"),
             f"cuda     {cuda}",
         ]

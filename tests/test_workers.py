@@ -1,65 +1,85 @@
-"""fastsig's worker threads (fastsig._workers): the same bits as the serial
-ufunc, whatever the workers do, and no trouble at fork or exit."""
+"""fastsig's worker threads (fastsig._workers), which run the parallel
+ufuncs with FASTSIG_WORKERS=1 and in a forked child of a process that
+started Numba's OpenMP layer: the serial ufunc's bits, whatever the
+workers do, and no trouble at fork or exit. Each test runs in a fresh
+interpreter, with the environment it names."""
 
 import os
 import subprocess
 import sys
 import textwrap
-import time
 
-import numpy as np
 import pytest
 
-import fastsig
-from fastsig import _kernels, _workers
+from fastsig import _workers
 
 pytestmark = pytest.mark.skipif(not _workers.supported(), reason="fastsig's workers need Linux on x86-64 or AArch64")
 
 
 def _run(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter; its stdout (it must exit with 0)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("FASTSIG_WORKERS", "FASTSIG_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         env={**os.environ, **env}, timeout=300)
+                         env={**environment, **env}, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
 
-# Sizes on both sides of the thresholds, piece lengths that do not divide
-# them, and one large enough for several pieces per thread.
-SIZES = [12_288, 12_289, 65_536 + 7, 100_003, 2 * (1 << 21) * 2 + 1000]
+# Every public operation on C-contiguous arrays against the serial ufunc.
+_CHECK_ALL_OPERATIONS = """
+    import numpy as np, fastsig
+    from fastsig import _kernels
+    def check(x):
+        s, ds = (_kernels.ufunc(name)(x) for name in ("sigmoid", "sigmoid_derivative"))
+        same = lambda a, b: np.array_equal(a, b, equal_nan=True)
+        assert same(fastsig.sigmoid(x), s) and same(fastsig.sigmoid_derivative(x), ds)
+        both = fastsig.sigmoid_and_derivative(x)
+        assert same(both[0], s) and same(both[1], ds)
+        g = np.full(x.size, 3, x.dtype)
+        assert same(fastsig.sigmoid_backward(g, s), _kernels.ufunc("sigmoid_backward")(g, s))
+        y = x.copy()
+        fastsig.sigmoid_(y)
+        assert same(y, s)
+"""
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", SIZES)
-def test_every_operation_gives_the_serial_bits(dtype, n, rng):
-    x = (rng.standard_normal(n) * 20).astype(dtype)
-    x[:4] = [np.nan, np.inf, -np.inf, -0.0]
-    s, ds = (_kernels.ufunc(name)(x) for name in ("sigmoid", "sigmoid_derivative"))
-    assert np.array_equal(fastsig.sigmoid(x), s, equal_nan=True)
-    assert np.array_equal(fastsig.sigmoid_derivative(x), ds, equal_nan=True)
-    both = fastsig.sigmoid_and_derivative(x)
-    assert np.array_equal(both[0], s, equal_nan=True) and np.array_equal(both[1], ds, equal_nan=True)
-    g = np.full(n, 3, dtype)
-    assert np.array_equal(fastsig.sigmoid_backward(g, s), _kernels.ufunc("sigmoid_backward")(g, s), equal_nan=True)
-    y = x.copy()
-    fastsig.sigmoid_(y)
-    assert np.array_equal(y, s, equal_nan=True)
-    assert _workers.running() >= fastsig.get_num_threads() - 1
+def test_every_operation_gives_the_serial_bits():
+    # Sizes on both sides of the thresholds, piece lengths that do not
+    # divide them, and one large enough for several pieces per thread.
+    out = _run(_CHECK_ALL_OPERATIONS + """
+    from fastsig import _workers
+    assert _kernels._USE_WORKERS
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for n in (6144, 12289, 65_536 + 7, 100_003, 2 * (1 << 21) * 2 + 1000):
+            x = (rng.standard_normal(n) * 20).astype(dtype)
+            x[:4] = [np.nan, np.inf, -np.inf, -0.0]
+            check(x)
+    assert _workers.running() == fastsig.get_num_threads() - 1
+    print("ok")
+    """, FASTSIG_WORKERS="1")
+    assert out.strip() == "ok"
 
 
-def test_workers_wake_from_sleep(rng):
-    x = rng.standard_normal(200_000)
-    expected = _kernels.ufunc("sigmoid")(x)
-    fastsig.sigmoid(x)
-    if fastsig.get_num_threads() < 2:
-        pytest.skip("one thread: no workers")
-    deadline = time.monotonic() + 10
-    while _workers._state[_workers.SLEEPING] < _workers.running() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert _workers._state[_workers.SLEEPING] == _workers.running()  # they went to sleep after spinning
-    for _ in range(20):
-        assert np.array_equal(fastsig.sigmoid(x), expected)
-        time.sleep(0.003)
+def test_workers_wake_from_sleep():
+    out = _run("""
+        import time, numpy as np, fastsig
+        from fastsig import _kernels, _workers
+        x = np.random.default_rng(0).standard_normal(300_000)
+        expected = _kernels.ufunc("sigmoid")(x)
+        fastsig.sigmoid(x)
+        deadline = time.monotonic() + 10
+        while _workers._state[_workers.SLEEPING] < _workers.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _workers._state[_workers.SLEEPING] == _workers.running() == 1  # asleep after spinning
+        for pause in (0.02, 0.003, 0.0):
+            for _ in range(10):
+                assert np.array_equal(fastsig.sigmoid(x), expected)
+                assert np.array_equal(fastsig.sigmoid(x[:20_000]), expected[:20_000])  # (the caller alone)
+                time.sleep(pause)
+        print("ok")
+    """, FASTSIG_WORKERS="1", FASTSIG_NUM_THREADS="2")
+    assert out.strip() == "ok"
 
 
 def test_more_workers_than_the_thread_cap():
@@ -79,27 +99,53 @@ def test_more_workers_than_the_thread_cap():
         assert _workers.running() == 0
         assert np.array_equal(fastsig.sigmoid_derivative(x), expected)
         print("ok")
-    """, NUMBA_NUM_THREADS="8")
+    """, NUMBA_NUM_THREADS="8", FASTSIG_WORKERS="1")
     assert out.strip() == "ok"
 
 
-def test_forked_child_starts_its_own_workers():
-    out = _run("""
-        import os, numpy as np, fastsig
-        from fastsig import _kernels, _workers
-        x = np.random.default_rng(0).standard_normal(500_000)
-        expected = _kernels.ufunc("sigmoid")(x)
-        assert np.array_equal(fastsig.sigmoid(x), expected)
-        pid = os.fork()
-        if pid == 0:
-            ok = all(np.array_equal(fastsig.sigmoid(x), expected) for _ in range(100))
-            os._exit(0 if ok and _workers.running() >= 1 else 1)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, status
-        assert np.array_equal(fastsig.sigmoid(x), expected)
-        print("ok")
-    """, FASTSIG_NUM_THREADS="2")
-    assert out.strip() == "ok"
+# A forked child runs every operation and layout (large contiguous arrays,
+# a strided one, a matrix slice) and exits with 0 if all gave the serial
+# ufunc's bits; the parent checks that and its own results after.
+_FORK = _CHECK_ALL_OPERATIONS + """
+    import os
+    from fastsig import _workers
+    x = np.random.default_rng(0).standard_normal(500_000)
+    check(x)
+    strided, block = x[::2], x.reshape(500, 1000)[:, :700]
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for _ in range(20):
+                check(x)
+                check(x.astype(np.float32))
+            assert np.array_equal(fastsig.sigmoid(strided), _kernels.ufunc("sigmoid")(strided))
+            assert np.array_equal(fastsig.sigmoid(block), _kernels.ufunc("sigmoid")(block))
+            print(_kernels._USE_WORKERS, _workers.running(), flush=True)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    check(x)
+    print("ok")
+"""
+
+
+def test_forked_child_of_an_openmp_parent_runs_on_workers():
+    """The parent's large calls started GNU OpenMP, which would kill the
+    child (SIGTERM) at its first parallel region: the child's parallel
+    ufuncs switch to the workers, its other layouts run on one thread."""
+    assert _run(_FORK, FASTSIG_NUM_THREADS="2").split() == ["True", "1", "ok"]
+
+
+def test_forked_child_without_workers_runs_on_one_thread():
+    assert _run(_FORK, FASTSIG_NUM_THREADS="2", FASTSIG_WORKERS="0").split() == ["False", "0", "ok"]
+
+
+def test_forked_child_of_a_workers_parent_starts_its_own():
+    assert _run(_FORK, FASTSIG_NUM_THREADS="2", FASTSIG_WORKERS="1").split() == ["True", "1", "ok"]
 
 
 def test_exit_while_calls_run():
@@ -117,17 +163,15 @@ def test_exit_while_calls_run():
         print("ok")
     """
     for _ in range(3):
-        assert _run(code, FASTSIG_NUM_THREADS="2").strip() == "ok"
+        assert _run(code, FASTSIG_NUM_THREADS="2", FASTSIG_WORKERS="1").strip() == "ok"
 
 
-def test_threading_layer_path_gives_the_same_bits():
+def test_the_threading_layer_is_the_default():
     out = _run("""
         import numpy as np, fastsig
         from fastsig import _kernels, _workers
-        assert not _workers.supported() and not _kernels._USE_WORKERS
         x = np.random.default_rng(0).standard_normal(100_003).astype(np.float32)
         assert np.array_equal(fastsig.sigmoid(x), _kernels.ufunc("sigmoid")(x))
-        assert _workers.running() == 0
-        print("ok")
-    """, FASTSIG_WORKERS="0")
-    assert out.strip() == "ok"
+        print(_kernels._USE_WORKERS, _workers.running())
+    """)
+    assert out.split() == ["False", "0"]
