@@ -31,6 +31,7 @@ import contextlib
 import functools
 import os
 import platform
+import sys
 import threading
 from types import FunctionType
 from typing import Iterator, NamedTuple
@@ -1257,9 +1258,8 @@ def _after_fork_in_child() -> None:
     # theirs can hold the lock there.
     global _threading_layer_usable
     _SHARED[1] = 0
-    from numba.np.ufunc import parallel
-
-    if parallel._is_initialized and numba.threading_layer() == "omp" and not _USE_WORKERS:
+    parallel = sys.modules.get("numba.np.ufunc.parallel")  # (imported once the layer has started)
+    if parallel is not None and parallel._is_initialized and numba.threading_layer() == "omp" and not _USE_WORKERS:
         _threading_layer_usable = False
         _switch_to_workers(_workers.supported() and os.environ.get("FASTSIG_WORKERS") != "0")
 
