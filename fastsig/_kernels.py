@@ -1018,10 +1018,10 @@ def _binary_ufunc_loop(args, dims, steps, data):  # no array loop: the loop is h
 # threads: through the threading layer's parallel_for (what Numba's prange
 # lowers to, called directly), one chunk per thread, or fastsig's workers
 # (see _USE_WORKERS and _workers: 1.1 µs over the ideal half at 12288
-# float32 elements, against 2.4 through parallel_for). So a large call costs one ufunc call,
-# not a Python decision, a lock and a Numba dispatch: Zen 5, 2 threads, 1e5
-# float32, 14.8 µs per call before against 12.3 (torch 12.7); the Python
-# path alone cost 2.4 µs. Its data is a config (an int64 array: see
+# float32 elements, against 2.4 through parallel_for). So a large call
+# costs one ufunc call, not a Python decision, a lock and a Numba
+# dispatch: Zen 5, 2 threads, 1e5 float32, 14.8 µs per call before
+# against 12.3 (torch 12.7); the Python path alone cost 2.4 µs. Its data is a config (an int64 array: see
 # _build_parallel_ufunc); the thread count and the lock live in _SHARED,
 # which Python updates.
 def _parallel_ufunc_loop(args, dims, steps, data):
@@ -1239,13 +1239,14 @@ def to_float16(values: np.ndarray) -> np.ndarray:
 _SHARED_ADDRESS = _SHARED.ctypes.data
 #: Do the parallel ufuncs hand their pieces to fastsig's own workers (see
 #: _workers) rather than to the threading layer's parallel_for? Only with
-#: FASTSIG_WORKERS=1, and in a forked child (see _after_fork_in_child).
+#: FASTSIG_WORKERS=1, and in a forked child of a process that started
+#: Numba's OpenMP layer (see _after_fork_in_child).
 #: Numba's OpenMP layer shares one OpenMP runtime with torch, whose
 #: threads spin 6.6 ms after their own work: beside them fastsig's workers
 #: either spin as long and get half a core (calls right after
 #: torch.sigmoid 1.5-2x slower) or sleep sooner and are woken for each
-#: call that follows other work (1e5 float32 calls alternating with
-#: torch.sigmoid or np.exp: 75-220 µs against 38-41 through OpenMP). Back
+#: call that follows other work (after 0.1 ms: 1e5 float32 calls
+#: alternating with np.exp, 75-80 µs against 38-41 through OpenMP). Back
 #: to back, the workers take 1.3 µs less a call (see WORKERS_MIN_SIZE).
 _USE_WORKERS = _workers.supported() and os.environ.get("FASTSIG_WORKERS") == "1"
 #: False in a forked child of a process that started Numba's OpenMP layer:

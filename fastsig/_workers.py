@@ -78,8 +78,9 @@ _SPINS = 300_000
 #: float32 elements 1 ms apart: 37 µs with the woken worker's help, 25
 #: without; 15-19 on one thread, whose caches stay warm).
 _ASLEEP_HELP_MIN = 1 << 17
-#: Elements of pieces below this many per thread (see _pieces): streaming
-#: stores (see _kernels._STREAMING_MIN) need pieces of at least this size.
+#: Shares of this many elements per thread or more are split into a few
+#: pieces (see _pieces), each at least this long: streaming stores (see
+#: _kernels._STREAMING_MIN) need pieces that large.
 _LARGE_PER_THREAD = 1 << 21
 _INTP = ir.IntType(64)
 _BYTES = ir.IntType(8).as_pointer()
