@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+	FASTSIG_WORKERS=1 $(BIN)/python -m pytest -q tests/test_api.py  # the public API on fastsig's workers
 	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q tests/cuda
 	$(BIN)/python -m pytest -q benchmarks --benchmark-disable --fastsig-max-size=1e5
 
