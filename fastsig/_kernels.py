@@ -1248,7 +1248,8 @@ _SHARED_ADDRESS = _SHARED.ctypes.data
 #: call that follows other work (after 0.1 ms: 1e5 float32 calls
 #: alternating with np.exp, 75-80 µs against 38-41 through OpenMP). Back
 #: to back, the workers take 1.3 µs less a call (see WORKERS_MIN_SIZE).
-_USE_WORKERS = _workers.supported() and os.environ.get("FASTSIG_WORKERS") == "1"
+_WORKERS_SETTING = os.environ.get("FASTSIG_WORKERS")  # "1", "0" or unset (read once, as FASTSIG_NUM_THREADS)
+_USE_WORKERS = _workers.supported() and _WORKERS_SETTING == "1"
 #: False in a forked child of a process that started Numba's OpenMP layer:
 #: GNU OpenMP would kill it (SIGTERM) at its first parallel region.
 _threading_layer_usable = True
@@ -1262,7 +1263,7 @@ def _after_fork_in_child() -> None:
     parallel = sys.modules.get("numba.np.ufunc.parallel")  # (imported once the layer has started)
     if parallel is not None and parallel._is_initialized and numba.threading_layer() == "omp" and not _USE_WORKERS:
         _threading_layer_usable = False
-        _switch_to_workers(_workers.supported() and os.environ.get("FASTSIG_WORKERS") != "0")
+        _switch_to_workers(_workers.supported() and _WORKERS_SETTING != "0")
 
 
 def _switch_to_workers(available: bool) -> None:

@@ -307,7 +307,7 @@ def run_job(state, generation, loop, loop_data, size, threads):
     with its data) on ``size`` elements over ``threads`` threads, this one
     included, take part in it and return when it is done."""
     piece, count = _pieces(size, threads)
-    asleep = _load(state, SLEEPING) > 0
+    asleep = _load(state, SLEEPING) > 0  # (a hint for HELPERS; the wake below reads it again, after GEN)
     _store(state, HELPERS, 0 if asleep and size < _ASLEEP_HELP_MIN else threads - 1)
     _store(state, LOOP, loop)
     _store(state, LOOP_DATA, loop_data)
@@ -384,18 +384,17 @@ _threads: list[threading.Thread] = []
 _lock = threading.Lock()
 _stopped = False  # at exit: no more workers
 _fork_handler_registered = False
-_compiled: list = []  # the worker and _stop cfuncs, kept alive
-_entry_points: dict = {}  # their ctypes functions (which hold no GIL while they run)
+_entry_points: dict = {}  # the worker and _stop cfuncs as ctypes functions (which hold no GIL while they run)
 
 
 def _entry_point(name: str):
     if not _entry_points:
-        from ._kernels import _compile_loop  # (which imports this module)
+        from . import _kernels  # (which imports this module)
 
         for function, signature, arguments in ((_worker, types.void(types.int64, types.int64), 2),
                                                (_stop, types.void(types.int64), 1)):
-            compiled = _compile_loop(function, signature)
-            _compiled.append(compiled)
+            compiled = _kernels._compile_loop(function, signature)
+            _kernels._COMPILED_LOOPS.append(compiled)  # (kept alive there, with every other loop)
             _entry_points[function.__name__] = ctypes.CFUNCTYPE(None, *[ctypes.c_int64] * arguments)(compiled.address)
     return _entry_points[name]
 

@@ -166,6 +166,20 @@ def test_exit_while_calls_run():
         assert _run(code, FASTSIG_NUM_THREADS="2", FASTSIG_WORKERS="1").strip() == "ok"
 
 
+def test_a_warm_cache_loads_the_worker_loops(tmp_path):
+    """The workers' cfuncs come from the disk cache like every other loop
+    (one that needed Numba's runtime aborted the process on that load)."""
+    probe = """
+        import numpy as np, fastsig, fastsig._kernels as k
+        assert fastsig.sigmoid(np.zeros(1 << 16))[0] == 0.5
+        names = [c.__name__ for c in k._COMPILED_LOOPS]
+        print("_worker" in names, all(c._cache_hits for c in k._COMPILED_LOOPS))
+    """
+    runs = [_run(probe, FASTSIG_WORKERS="1", FASTSIG_NUM_THREADS="2", FASTSIG_CACHE_DIR=str(tmp_path)).split()
+            for _ in range(2)]
+    assert runs == [["True", "False"], ["True", "True"]]  # compiled, then loaded
+
+
 def test_the_threading_layer_is_the_default():
     out = _run("""
         import numpy as np, fastsig
