@@ -15,7 +15,7 @@ from typing import Any, Union
 import numpy as np
 import numpy.typing as npt
 
-from . import _memory
+from . import _memory, _tensors
 from ._kernels import _settings as _thread_settings
 from ._kernels import parallel_threads, parallel_ufunc, run_kernel, to_float16, ufunc
 
@@ -269,6 +269,8 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
 # --------------------------------------------------------------------------
 def _call(name: str, args: tuple, out: Any) -> Result:
     nout = _NOUT[name]
+    if _tensors.involved(args, out):  # torch tensors, GPU data: before CuPy's __array_ufunc__
+        return _tensors.call(name, args, out)
     if any(_delegates(a) for a in args):
         return _delegate(name, args, out)
     arrays = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in args]
@@ -602,6 +604,8 @@ def _in_place(name: str, x: Any) -> np.ndarray:
             (_PARALLEL_UFUNCS.get(name) or _load_parallel(name))(x, x)
         else:
             _unary(name, x, x)
+    elif _tensors.involved((x,), None):
+        return _tensors.in_place(name, x)
     else:
         _call(name, (_check_in_place(x, name + "_"),), x)
     return x

@@ -276,6 +276,25 @@ def test_cuda_array_interface_objects_are_used_in_place(cuda, values):
         fc.sigmoid(HostBackedCudaArray(x), out=HostBackedCudaArray(np.empty_like(x), readonly=True))
 
 
+@pytest.mark.skipif(not SIMULATED, reason="host-backed interface objects exist only in the simulator")
+def test_the_cpu_functions_hand_gpu_data_to_fastsig_cuda(cuda, values, monkeypatch):
+    # fastsig.sigmoid(x) chooses the device: GPU data goes to fastsig.cuda.
+    x = values[np.dtype(np.float32)]
+    called = []
+    original = fc.sigmoid
+    monkeypatch.setattr(fc, "sigmoid", lambda *a, **k: called.append(1) or original(*a, **k))
+    result = fastsig.sigmoid(HostBackedCudaArray(x.copy()))
+    assert called and bitwise_equal(host(result), fc.sigmoid(x))
+    s_out, ds_out = HostBackedCudaArray(np.empty_like(x)), HostBackedCudaArray(np.empty_like(x))
+    assert fastsig.sigmoid_and_derivative(HostBackedCudaArray(x), out=(s_out, ds_out)) == (s_out, ds_out)
+    assert bitwise_equal(s_out.array, host(fc.sigmoid(x))) and bitwise_equal(ds_out.array, host(fc.sigmoid_derivative(x)))
+    inplace = HostBackedCudaArray(x.copy())
+    assert fastsig.sigmoid_derivative_(inplace) is inplace
+    assert bitwise_equal(inplace.array, host(fc.sigmoid_derivative(x)))
+    grad = HostBackedCudaArray(x.copy())
+    assert bitwise_equal(host(fastsig.sigmoid_backward(grad, s_out)), fastsig.sigmoid_backward(x, s_out.array))
+
+
 @pytest.mark.skipif(SIMULATED, reason="needs a real GPU")
 def test_cupy_in_cupy_out():
     cupy = pytest.importorskip("cupy")
