@@ -21,7 +21,8 @@ from ._kernels import parallel_threads, parallel_ufunc, run_kernel, to_float16, 
 
 ArrayLike = npt.ArrayLike
 #: What the functions return: an ndarray, a NumPy scalar for scalar input,
-#: or the type of a delegating input (a dask array, an xarray DataArray).
+#: or the type of a delegating input (a dask array, an xarray DataArray, a
+#: torch tensor: see _tensors).
 Result = Union[np.ndarray, np.floating, Any]
 
 # Module globals, not attributes: `np.ndarray` and a second `x.dtype` cost
@@ -397,9 +398,13 @@ def sigmoid(x: ArrayLike, /, out: np.ndarray | None = None) -> Result:
         float16, float32, float64, integer or bool values, any shape, order
         or strides. Dask arrays and xarray objects are handled through
         NumPy's ``__array_ufunc__`` protocol (the result is lazy for dask).
+        A torch tensor on the CPU gives a tensor, and one that requires
+        grad a differentiable result whose gradient is
+        :func:`sigmoid_derivative`; GPU data goes to :mod:`fastsig.cuda`.
     out : ndarray, optional
-        Where to write the result: a float array of the broadcast shape.
-        ``out=x`` computes in place; overlapping views are handled.
+        Where to write the result: a float array (or CPU tensor) of the
+        broadcast shape. ``out=x`` computes in place; overlapping views are
+        handled.
 
     Returns
     -------
