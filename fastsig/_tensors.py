@@ -153,6 +153,15 @@ def in_place(name: str, x: Any) -> Any:
     """fastsig.<name>_(x) for a tensor or GPU data: x written over, returned."""
     api = _api or _bind_api()
     torch = sys.modules.get("torch")
+    if torch is not None and type(x) is torch.Tensor:
+        try:  # as in call: numpy() refuses what the general path below takes
+            array = x.numpy()
+        except (TypeError, RuntimeError):
+            pass
+        else:
+            getattr(api, name + "_")(array)
+            torch.autograd.graph.increment_version(x)
+            return x
     if _on_gpu(x, torch):
         from . import cuda
 
