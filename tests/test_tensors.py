@@ -80,6 +80,10 @@ def test_out_tensors_are_written_returned_and_counted_as_changed():
     into = torch.empty_like(x)  # NumPy input, tensor out
     assert fastsig.sigmoid_derivative(x.numpy(), out=into) is into
     assert same_bits(into.numpy(), fastsig.sigmoid_derivative(x.numpy()))
+    for n in (100, 1 << 17):  # out=x: two arrays on one memory, serial and parallel
+        t = logits(n)
+        expected = fastsig.sigmoid(t.numpy())
+        assert fastsig.sigmoid(t, out=t) is t and same_bits(t.numpy(), expected)
     with pytest.raises(ValueError, match="shape"):
         fastsig.sigmoid(x, out=torch.empty(7, dtype=x.dtype))
 
@@ -159,6 +163,8 @@ def test_the_other_functions_refuse_grad_tensors_unless_grad_is_off(name):
     with pytest.raises(TypeError, match="autograd"):
         fastsig.sigmoid(x, out=torch.empty(5, dtype=x.dtype))
     with torch.no_grad():
+        parameter = torch.nn.Parameter(x.detach().clone())
+        assert fastsig.sigmoid_(parameter) is parameter  # as torch's own in-place ops under no_grad
         result = getattr(fastsig, name)(x)
         first = result[0] if isinstance(result, tuple) else result
         assert isinstance(first, torch.Tensor) and not first.requires_grad
