@@ -59,7 +59,7 @@ def _has_interface(kind: type) -> bool:
 def _on_gpu(value: Any, torch: Any) -> bool:
     if torch is not None and isinstance(value, torch.Tensor):
         return value.is_cuda
-    return hasattr(type(value), "__cuda_array_interface__")
+    return _has_interface(type(value))
 
 
 def _host_array(value: Any, torch: Any, name: str) -> Any:
@@ -86,6 +86,11 @@ def _host_array(value: Any, torch: Any, name: str) -> Any:
 def _as_tensor(result: Any, torch: Any) -> Any:
     # A NumPy scalar (for a 0-d tensor) becomes a 0-d tensor, as torch's are.
     return torch.from_numpy(result if type(result) is np.ndarray else np.asarray(result))
+
+
+def _as_tensors(result: Any, torch: Any) -> Any:
+    """A function's result (one, or the pair of sigmoid_and_derivative) as tensors."""
+    return tuple(_as_tensor(r, torch) for r in result) if type(result) is tuple else _as_tensor(result, torch)
 
 
 def _counted_as_changed(tensors: tuple, torch: Any) -> None:
@@ -126,10 +131,7 @@ def call(name: str, args: tuple, out: Any) -> Any:
         except (TypeError, RuntimeError):
             pass
         else:
-            result = getattr(api, name)(array)
-            if type(result) is np.ndarray:
-                return torch.from_numpy(result)
-            return tuple(_as_tensor(r, torch) for r in result) if type(result) is tuple else _as_tensor(result, torch)
+            return _as_tensors(getattr(api, name)(array), torch)
     outs = out if type(out) is tuple else (() if out is None else (out,))
     if any(_on_gpu(v, torch) for v in (*args, *outs)):
         from . import cuda
@@ -146,7 +148,7 @@ def call(name: str, args: tuple, out: Any) -> Any:
     if out is not None:
         _counted_as_changed(outs, torch)
         return out
-    return tuple(_as_tensor(r, torch) for r in result) if type(result) is tuple else _as_tensor(result, torch)
+    return _as_tensors(result, torch)
 
 
 def in_place(name: str, x: Any) -> Any:
