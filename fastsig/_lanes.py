@@ -183,6 +183,17 @@ def _max(a: Lanes | float, b: Lanes | float) -> Lanes:
     return select(b > a, b, a)
 
 
+def _per_register(builder: ir.IRBuilder, value: ir.Value, width: int, operate: Callable) -> ir.Value:
+    """``operate`` (an AVX-512 intrinsic of ``width`` lanes) on a vector of
+    16 lanes: on each 512-bit half and the halves joined again where the
+    lanes are 64-bit (16 float64 lanes are two registers), else at once."""
+    if width == LANES:
+        return operate(value)
+    low, high = (operate(builder.shuffle_vector(value, value, ir.Constant(ir.VectorType(_I32, width), list(range(at, at + width)))))
+                 for at in (0, width))
+    return builder.shuffle_vector(low, high, ir.Constant(_INTS, list(range(LANES))))
+
+
 # The 512-bit reciprocal estimates, and how many lanes each takes.
 _RCP14 = {_FLOATS: ("llvm.x86.avx512.rcp14.ps.512", LANES), _DOUBLES: ("llvm.x86.avx512.rcp14.pd.512", LANES // 2)}
 
@@ -199,13 +210,7 @@ def _reciprocal(d: Lanes) -> Lanes:
     arguments = [ir.Constant(part, [0.0] * width), ir.Constant(ir.IntType(width), -1)]  # passthrough, all lanes
 
     def estimate(v: ir.Value) -> ir.Value:
-        if width == LANES:
-            return builder.call(rcp14, [v, *arguments])
-        # 16 float64 lanes are two 512-bit registers: vrcp14pd on each half.
-        low, high = (builder.call(rcp14, [builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, width), list(range(at, at + width)))),
-                                          *arguments])
-                     for at in (0, width))
-        return builder.shuffle_vector(low, high, ir.Constant(_INTS, list(range(LANES))))
+        return _per_register(builder, v, width, lambda half: builder.call(rcp14, [half, *arguments]))
 
     return d._map(lambda v: _math.newton_reciprocal(builder, v, estimate(v)))
 
@@ -232,16 +237,36 @@ class _Types:
         return value._map(lambda v: value.builder.fptrunc(v, _FLOATS))
 
 
+# The 512-bit permutes by the indices' type: (intrinsic, table, indices).
+_PERMUTE = {
+    _INTS: ("llvm.x86.avx512.permvar.sf.512", ir.VectorType(_F32, LANES), _INTS),
+    _INT64S: ("llvm.x86.avx512.permvar.df.512", ir.VectorType(ir.DoubleType(), LANES // 2), ir.VectorType(ir.IntType(64), LANES // 2)),
+}
+
+
 def _lookup(table: tuple, index: Lanes) -> Lanes:
-    """``table[index]`` per lane, for a table of 16 float32 (int32 indices)
-    or 8 float64 (int64 indices): written as 16 extracts from a constant
-    vector, which LLVM's x86 backend turns into one permute per register
-    (vpermps, vpermpd)."""
+    """``table[index mod len(table)]`` per lane, for a table of 16 float32
+    (int32 indices) or 8 float64 (int64 indices): one permute per register
+    (vpermps, vpermpd), which reads only the index's low bits, so the
+    ``& (len - 1)`` of _math's lookup costs nothing where the CPU has
+    AVX-512; elsewhere the mask, then 16 extracts from a constant vector."""
     builder = index.builder
     element_type = _F32 if index.vector_type == _INTS else ir.DoubleType()
     constant = ir.Constant(ir.VectorType(element_type, len(table)), [float(v) for v in table])
 
+    if _math.cpu_has_avx512():
+        name, table_type, indices_type = _PERMUTE[index.vector_type]
+        permute = _declare(builder, name, table_type, [table_type, indices_type])
+
+        def lookup(indices):
+            return _per_register(builder, indices, table_type.count, lambda half: builder.call(permute, [constant, half]))
+
+        return index._map(lookup)
+
+    mask = ir.Constant(index.vector_type, [len(table) - 1] * LANES)
+
     def lookup(indices):
+        indices = builder.and_(indices, mask)
         result = ir.Constant(ir.VectorType(element_type, LANES), ir.Undefined)
         for lane in range(LANES):
             position = ir.Constant(_I32, lane)

@@ -238,8 +238,9 @@ _MAGIC_BITS = 0x4338000000000000  # the bits of _ROUND_MAGIC
 
 @njit(inline="always")
 def lookup(table, j):
-    """table[j] for a tuple of 8 float64 or 16 float32 (one permute in _lanes)."""
-    return table[j]
+    """table[j mod len(table)] for a tuple of 8 float64 or 16 float32: the
+    low bits of j pick the entry, as the permute of _lanes does by itself."""
+    return table[j & (len(table) - 1)]
 
 
 def _exp2_pairs(entries: int) -> tuple[tuple, tuple]:
@@ -347,7 +348,7 @@ def exp_f64(x, full_range):
     r = fma(-kf, _LN2_8_LO, hi)  # off by at most 2**-58 (|r| <= ln2/16)
     r2 = r * r
     u = fma(r2, _polynomial5(r, r2, _P64), r)  # e^r - 1
-    j = _float64_to_int64_bits(shifted) & 7  # kf mod 8
+    j = _float64_to_int64_bits(shifted)  # kf mod 8 in the low 3 bits
     table_hi = lookup(_EXP2_8_HI, j)
     # 2**(j/8) e^r = table_hi + (table_hi u + table_lo (1 + u)); the last
     # product is below 2**-57 of it and left out. Fast2Sum: |v| < table_hi.
@@ -685,7 +686,7 @@ def exp_pair_f32(x):
     # 2**(j/16) = hi_j e^rho_j: u_hi exact, u_lo = -(k ln2/16's low part)
     # + rho_j within 2**-42.
     u_hi = fma(kf, f32(-_LN2_16_HI), minus_x)
-    u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k_bits & 15))
+    u_lo = fma(kf, f32(-_LN2_16_LO), lookup(_EXP2_RHO, k_bits))
     u = u_hi + u_lo
     # e^u = 1 + u_hi + v, v = u_lo + e^u - 1 - u.
     q = fma(fma(u, f32(_EXP_TAIL_F32[2]), f32(_EXP_TAIL_F32[1])), u, f32(_EXP_TAIL_F32[0]))
@@ -695,7 +696,7 @@ def exp_pair_f32(x):
     # t_lo carries up to 2**-12 t, unnormalized. T from integer bits (|m| <=
     # 93; the bits of the sum above k shift out): one add where a shift, a
     # mask and a product scaled hi_j, the same bits for all 2**32 inputs.
-    table_hi = from_bits32(bits32(lookup(_EXP2_HI_LESS_J, k_bits & 15)) + (k_bits << 19))
+    table_hi = from_bits32(bits32(lookup(_EXP2_HI_LESS_J, k_bits)) + (k_bits << 19))
     p = mul(table_hi, u_hi)
     tail = fma(table_hi, v, fma(table_hi, u_hi, -p))
     t_hi = table_hi + p
