@@ -201,13 +201,22 @@ _BLOCK = 1024  # elements of the stack buffers
 # elements, six runs: float32 6 vectors against 8, σ 0.94-1.02, σ' 0.92-1.00
 # (1.15 once), fused 0.88-1.02; float64 2-4 level. 8 kept: Zen 5's σ' is 6 %
 # slower with 6.)
+#
+# Without AVX-512 (256-bit registers, 16 of them: a vector of 16 float32
+# lanes is two, of float64 four) fewer vectors: on Zen 3 (AVX2, one core,
+# 16,384 elements, package copies side by side, ns per element σ / σ' /
+# fused) float32 8 vectors 1.01-1.04 / 1.18-1.21 / 1.31-1.35 (a third of
+# the instructions of a step were spills), 4: 0.94 / 1.12-1.40 / 1.21-1.31,
+# 2: 0.87-0.88 / 1.13-1.27 / 1.16-1.25, 1: 1.05-1.15 / 1.26-1.38 / 1.34-1.47;
+# float64 3: 1.99-2.12 / 2.18-2.24 / 2.68-3.06, 2: 1.97-2.03 / 2.15-2.24 /
+# 2.69-3.11, 1: 1.91-1.98 / 2.06-2.11 / 2.97-3.47.
+_BLOCKS_BY_REGISTERS = {  # (float64, float32) vectors per step
+    "512-bit": {"sigmoid": (3, 8), "sigmoid_derivative": (3, 8), "sigmoid_and_derivative": (2, 8)},
+    "256-bit": {"sigmoid": (1, 2), "sigmoid_derivative": (1, 2), "sigmoid_and_derivative": (2, 2)},
+}
 _BLOCKS = {
     (name, element_type): blocks
-    for name, (blocks_f64, blocks_f32) in {
-        "sigmoid": (3, 8),
-        "sigmoid_derivative": (3, 8),
-        "sigmoid_and_derivative": (2, 8),
-    }.items()
+    for name, (blocks_f64, blocks_f32) in _BLOCKS_BY_REGISTERS["512-bit" if _math.cpu_has_avx512() else "256-bit"].items()
     for element_type, blocks in ((types.float64, blocks_f64), (types.float32, blocks_f32))
 }
 _STEPS = {key: blocks * _lanes.LANES for key, blocks in _BLOCKS.items()}  # elements per step

@@ -125,14 +125,19 @@ def select(typingctx, condition, if_true, if_false):
 
 
 @functools.cache
-def cpu_has_avx512() -> bool:
-    """Whether Numba compiles CPU code for a target with AVX-512F: the
-    features its JIT gives LLVM (NUMBA_CPU_FEATURES, else the host's, as
+def cpu_features() -> frozenset[str]:
+    """The features Numba compiles CPU code for ("avx2", "avx512f", ...):
+    those its JIT gives LLVM (NUMBA_CPU_FEATURES, else the host's, as
     Numba's CPU codegen reads them)."""
     from numba.core import codegen, config
 
     features = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
-    return "+avx512f" in features.split(",")
+    return frozenset(f[1:] for f in features.split(",") if f.startswith("+"))
+
+
+def cpu_has_avx512() -> bool:
+    """Whether Numba compiles CPU code for a target with AVX-512F."""
+    return "avx512f" in cpu_features()
 
 
 def newton_reciprocal(builder: ir.IRBuilder, d: ir.Value, estimate: ir.Value) -> ir.Value:

@@ -26,8 +26,7 @@ def info_report() -> str:
             f"python   {platform.python_version()} ({platform.machine()})",
             f"numpy    {np.__version__}",
             f"numba    {numba.__version__} (llvmlite {llvm.llvm_version_info if hasattr(llvm, 'llvm_version_info') else ''})",
-            f"cpu      {llvm.get_host_cpu_name()}"
-            + (" (AVX-512: reciprocals by vrcp14 and a Newton step)" if _math.cpu_has_avx512() else ""),
+            f"cpu      {llvm.get_host_cpu_name()} ({_vector_code()})",
             f"threads  {fastsig.get_num_threads()} of {numba.config.NUMBA_NUM_THREADS} "
             f"(cap with fastsig.set_num_threads or FASTSIG_NUM_THREADS); "
             "parallel from {:,} (float64) / {:,} (float32) elements".format(
@@ -36,3 +35,14 @@ def info_report() -> str:
             f"cuda     {cuda}",
         ]
     )
+
+
+def _vector_code() -> str:
+    """What the CPU kernels are compiled to on this CPU."""
+    from . import _math
+
+    if _math.cpu_has_avx512():
+        return "AVX-512: 512-bit vectors, reciprocals by vrcp14 and a Newton step"
+    if "avx2" in _math.cpu_features():
+        return "AVX2: 256-bit vectors, table lookups by vpermps, divisions"
+    return "no AVX2: table lookups by extracts, divisions"

@@ -677,16 +677,20 @@ def test_reciprocal_follows_the_cpu(name, dtype):
     assert scalar_math(name, x)[0].view(_BITS[dtype])[0] == expected
 
 
-def test_kernels_divide_without_avx512(tmp_path):
+@pytest.mark.parametrize("without", [("avx512",), ("avx512", "avx2")], ids=["avx2", "no-avx2"])
+def test_kernels_divide_without_avx512(tmp_path, without):
     """Compiled for a CPU without AVX-512 (NUMBA_CPU_FEATURES), the kernels
-    divide, and the vector and scalar code still give the same bits."""
+    divide, and the vector and scalar code still give the same bits: with
+    AVX2's permutes for the table lookups, and without AVX2 (extracts)."""
     from numba.core import codegen
 
-    features = codegen.get_host_cpu_features().replace("+avx512", "-avx512")
+    features = codegen.get_host_cpu_features()
+    for feature in without:
+        features = features.replace(f"+{feature}", f"-{feature}")
     code = textwrap.dedent(f"""
         import numpy as np, fastsig, fastsig._math as m
         from scalar_reference import scalar_math
-        assert not m.cpu_has_avx512()
+        assert not m.cpu_has_avx512() and ("avx2" in m.cpu_features()) == {"avx2" not in without}
         cases = {_RECIPROCAL_CASES!r}
         rng = np.random.default_rng(0)
         for dtype, bits in (("float32", np.uint32), ("float64", np.uint64)):
