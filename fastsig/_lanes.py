@@ -7,19 +7,20 @@ the rest of the kernel; as vector code, the table is one register and the
 lookup one permute (``vpermps``, ``vpermpd`` on AVX-512; with AVX2 two
 ``vpermps`` and a blend per register). And the lanes outside the vector
 pass's range (float32 |x| > 64, in float64 arithmetic; float64 |x| > 600)
-would otherwise go one by one through the scalar code. So the CPU array loops run the very Python functions of
-:mod:`fastsig._math` once more, with their primitives (``fma``, ``mul``,
-``select``, ``f32``, ``lookup``, ``types.float64``, ...) rebound to the ones
-here, on :class:`Lanes` values that emit IR as they are combined: one
-source for the math, the scalar code (CUDA, the tests' reference) and the vector
-code giving the same bits (the tests check it).
+would otherwise go one by one through the scalar code. So the CPU array
+loops run the very Python functions of :mod:`fastsig._math` once more,
+with their primitives (``fma``, ``mul``, ``select``, ``f32``, ``lookup``,
+``types.float64``, ...) rebound to the ones here, on :class:`Lanes` values
+that emit IR as they are combined: one source for the math, the scalar
+code (CUDA, the tests' reference) and the vector code giving the same
+bits (the tests check it).
 
 Only the operations those functions use are implemented; every one is a
 plain IEEE operation (no fast-math flags, so LLVM fuses nothing) but the
 reciprocal estimate (``vrcp14ps``/``vrcp14pd``, emitted only for targets
-with AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss``/``vrcp14sd``), and the IR
-is otherwise generic but for the permutes of the lookup (AVX-512 or AVX2,
-else extracts): it is valid on any CPU. With 256-bit vectors LLVM splits
+with AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss`` /
+``vrcp14sd``), and the IR is otherwise generic but for the permutes of the
+lookup (AVX-512 or AVX2, else extracts): it is valid on any CPU. With 256-bit vectors LLVM splits
 each operation in two (float32) or four (float64), so the kernels take
 fewer vectors per step there (_kernels._BLOCKS_BY_REGISTERS).
 """
@@ -300,33 +301,30 @@ def _lookup_avx2(table: tuple, index: Lanes) -> Lanes:
     (The extracts below took 3.5x the time of float32 σ, Zen 3.)"""
     builder = index.builder
     double = index.vector_type == _INT64S
-    per_register = 4 if double else 8  # lanes of the table type in 8 float32
-    assert len(table) == 2 * per_register, "two registers of table"
+    per_register = 4 if double else 8  # entries of the table in 32 bytes
+    assert len(table) == 2 * per_register, "a table of two registers"
     element_type = ir.DoubleType() if double else _F32
-    halves = [ir.Constant(ir.VectorType(element_type, per_register), [float(v) for v in table[at:at + per_register]])
-              for at in (0, per_register)]
-    halves = [builder.bitcast(h, _EIGHT_FLOATS) for h in halves] if double else halves
+    part_type = ir.VectorType(element_type, per_register)
+    registers = [builder.bitcast(ir.Constant(part_type, [float(v) for v in table[at:at + per_register]]), _EIGHT_FLOATS)
+                 for at in (0, per_register)]
     permute = _declare(builder, "llvm.x86.avx2.permps", _EIGHT_FLOATS, [_EIGHT_FLOATS, _EIGHT_INTS])
+    int32_pairs = ir.VectorType(_I32, 2 * LANES)
 
-    words = ir.VectorType(_I32, 2 * LANES)
+    def pair_indices(indices):  # (2 i, 2 i + 1) per int64 lane: the low word of 2 i twice, | (0, 1)
+        twice = builder.bitcast(builder.add(indices, indices), int32_pairs)
+        low_words = builder.shuffle_vector(twice, twice, ir.Constant(int32_pairs, [w & ~1 for w in range(2 * LANES)]))
+        return builder.bitcast(builder.or_(low_words, ir.Constant(int32_pairs, [w & 1 for w in range(2 * LANES)])),
+                               index.vector_type)
 
-    def pair_indices(indices):  # (2 i, 2 i + 1) in each int64 lane: its low word twice, then | (0, 1)
-        twice = builder.bitcast(builder.add(indices, indices), words)
-        low_words = builder.shuffle_vector(twice, twice, ir.Constant(words, [w & ~1 for w in range(2 * LANES)]))
-        return builder.or_(low_words, ir.Constant(words, [w & 1 for w in range(2 * LANES)]))
+    def permuted(register):  # the permute of one table register by a part of 8 int32 of the indices
+        def by(indices_part):
+            result = builder.call(permute, [register, builder.bitcast(indices_part, _EIGHT_INTS)])
+            return builder.bitcast(result, part_type)
+        return by
 
     def lookup(indices):
-        indices_32 = builder.bitcast(pair_indices(indices), index.vector_type) if double else indices
-
-        def eighth(half):
-            def part(register):
-                register = builder.bitcast(register, _EIGHT_INTS)
-                result = builder.call(permute, [half, register])
-                return builder.bitcast(result, ir.VectorType(element_type, per_register))
-            return part
-
-        # The permutes by 8 int32 (4 int64 lanes of float64) at a time.
-        low, high = (_per_register(builder, indices_32, per_register, eighth(h)) for h in halves)
+        words = pair_indices(indices) if double else indices
+        low, high = (_per_register(builder, words, per_register, permuted(register)) for register in registers)
         upper = builder.icmp_unsigned("!=", builder.and_(indices, ir.Constant(index.vector_type, [per_register] * LANES)),
                                       ir.Constant(index.vector_type, [0] * LANES))
         return builder.select(upper, high, low)
