@@ -192,10 +192,10 @@ _BLOCK = 1024  # elements of the stack buffers
 # The fused float64 kernel keeps the most values live: 2 vectors on Zen 4
 # (Zen 5: 12 % slower than 3, its best). Intel Xeon (eleventh session, one
 # process, round-robin): float64 1-4 and float32 2-8 vectors within 5 %,
-# and "AVX2 code" as fast as AVX-512 (AVX-512 code in fact: NUMBA_CPU_NAME alone
-# leaves the host's features on; real AVX2 below). (float64 σ 0.89 ns/element, 0.67 with its
-# division replaced by a multiply; the division-free reciprocals tried, Newton
-# steps from a float32 division or a bit-trick guess, 0.82-0.96; the fifteenth
+# and "AVX2 code" as fast as AVX-512 (AVX-512 code in fact: NUMBA_CPU_NAME
+# alone leaves the host's features on; real AVX2 below). (float64 σ 0.89
+# ns/element, 0.67 with its division replaced by a multiply; the
+# division-free reciprocals tried, Newton steps from a float32 division or a bit-trick guess, 0.82-0.96; the fifteenth
 # session's vrcp14pd and one Newton step, _math.reciprocal, 13-22 % faster
 # than the division, with steps of 2-4 vectors (fused too) still level.
 # Seventeenth session, A/B of package copies, one core, 16,384 and 1e5

@@ -20,9 +20,10 @@ plain IEEE operation (no fast-math flags, so LLVM fuses nothing) but the
 reciprocal estimate (``vrcp14ps``/``vrcp14pd``, emitted only for targets
 with AVX-512, as _math's scalar ``reciprocal`` emits ``vrcp14ss`` /
 ``vrcp14sd``), and the IR is otherwise generic but for the permutes of the
-lookup (AVX-512 or AVX2, else extracts): it is valid on any CPU. With 256-bit vectors LLVM splits
-each operation in two (float32) or four (float64), so the kernels take
-fewer vectors per step there (_kernels._BLOCKS_BY_REGISTERS).
+lookup (AVX-512 or AVX2, else extracts): it is valid on any CPU. With
+256-bit vectors LLVM splits each operation in two (float32) or four
+(float64), so the kernels take fewer vectors per step there
+(_kernels._BLOCKS_BY_REGISTERS).
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def _lookup(table: tuple, index: Lanes) -> Lanes:
 
         return index._map(lookup)
 
-    if "avx2" in _math.cpu_features():
+    if _math.cpu_has_avx2():
         return _lookup_avx2(table, index)
 
     mask = ir.Constant(index.vector_type, [len(table) - 1] * LANES)

@@ -140,6 +140,11 @@ def cpu_has_avx512() -> bool:
     return "avx512f" in cpu_features()
 
 
+def cpu_has_avx2() -> bool:
+    """Whether Numba compiles CPU code for a target with AVX2."""
+    return "avx2" in cpu_features()
+
+
 def newton_reciprocal(builder: ir.IRBuilder, d: ir.Value, estimate: ir.Value) -> ir.Value:
     """The reciprocal estimate of d refined by one Newton step, q + q (1 - q d),
     with two FMAs: from 2**-14 to within 2**-28 (float32: within 1 ulp; IR

@@ -43,6 +43,6 @@ def _vector_code() -> str:
 
     if _math.cpu_has_avx512():
         return "AVX-512: 512-bit vectors, reciprocals by vrcp14 and a Newton step"
-    if "avx2" in _math.cpu_features():
+    if _math.cpu_has_avx2():
         return "AVX2: 256-bit vectors, table lookups by vpermps, divisions"
     return "no AVX2: table lookups by extracts, divisions"

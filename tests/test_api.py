@@ -690,7 +690,7 @@ def test_kernels_divide_without_avx512(tmp_path, without):
     code = textwrap.dedent(f"""
         import numpy as np, fastsig, fastsig._math as m
         from scalar_reference import scalar_math
-        assert not m.cpu_has_avx512() and ("avx2" in m.cpu_features()) == {"avx2" not in without}
+        assert not m.cpu_has_avx512() and m.cpu_has_avx2() == {"avx2" not in without}
         cases = {_RECIPROCAL_CASES!r}
         rng = np.random.default_rng(0)
         for dtype, bits in (("float32", np.uint32), ("float64", np.uint64)):
