@@ -103,7 +103,8 @@ def _kernel_layout(a: np.ndarray) -> bool:
 
 
 def _ds_as_input(x: np.ndarray, s: Any, ds: Any) -> bool:
-    """Can ds go to the ufunc (x, ds) -> s as an input that it writes σ' into?
+    """Can ds go to the ufunc (x, ds) -> s as an input that it writes σ' into
+    (x a float32 or float64 array)?
 
     NumPy must pass ds as it is (of x's dtype, aligned, no copy: apart from
     s), and it must be writeable and either x itself or apart from it (NumPy
@@ -112,9 +113,9 @@ def _ds_as_input(x: np.ndarray, s: Any, ds: Any) -> bool:
     both own their data, separate allocations (np.may_share_memory would
     cost more than the call saves).
     """
-    dtype = x.dtype
-    if not ((dtype is _F64 or dtype is _F32) and type(s) is _ndarray and type(ds) is _ndarray
-            and s.dtype is dtype and ds.dtype is dtype and s is not ds and s.shape == ds.shape == x.shape):
+    dtype, shape = x.dtype, x.shape
+    if not (type(s) is _ndarray and type(ds) is _ndarray and s.dtype is dtype and ds.dtype is dtype
+            and s is not ds and s.shape == shape and ds.shape == shape):
         return False
     flags = ds.flags
     return (flags.writeable and flags.aligned and flags.owndata and s.flags.owndata
@@ -491,24 +492,25 @@ def sigmoid_and_derivative(
         malloc keeps it for the next pair rather than giving it back to
         the kernel.
     """
-    if (out is None and type(x) is _ndarray and (size := x.size) < _SMALL
-            and ((dtype := x.dtype) is _F64 or dtype is _F32)):
-        # Small arrays: a one-output ufunc that writes σ' into a fresh ds
-        # (NumPy's two-output ufuncs cost 400 ns a call more: see _kernels).
-        # np.empty(size) costs half of np.empty_like.
-        ndim = x.ndim
-        ds = _empty(size, dtype) if ndim == 1 else _empty_like(x)
-        s = (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(x, ds)
-        return (s, ds) if ndim else (s, ds[()])
-    if type(x) is _ndarray and type(out) is tuple and len(out) == 2 and x.size < _SMALL and _ds_as_input(x, *out):
-        # The same ufunc into out=(s, ds): 1.37 -> 0.94 µs a call on one element.
-        # NumPy checks s (read-only, overlap with x); on an error the general
-        # path raises it in fastsig's words.
-        s_out, ds_out = out
-        try:
-            return (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(x, ds_out, s_out), ds_out
-        except ValueError:
-            pass
+    if type(x) is _ndarray and (size := x.size) < _SMALL and ((dtype := x.dtype) is _F64 or dtype is _F32):
+        # Small arrays: a one-output ufunc that writes σ' into ds, an operand
+        # it takes as an input (NumPy's two-output ufuncs cost 400 ns a call
+        # more: see _kernels).
+        write_both = _UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative")
+        if out is None:
+            ndim = x.ndim
+            ds = _empty(size, dtype) if ndim == 1 else _empty_like(x)  # np.empty(size): half np.empty_like's cost
+            s = write_both(x, ds)
+            return (s, ds) if ndim else (s, ds[()])
+        if type(out) is tuple and len(out) == 2:
+            s_out, ds_out = out
+            if _ds_as_input(x, s_out, ds_out):
+                # NumPy checks s (read-only, overlap with x); on an error the
+                # general path raises it in fastsig's words.
+                try:
+                    return write_both(x, ds_out, s_out), ds_out
+                except ValueError:
+                    pass
     if (
         type(x) is _ndarray
         and ((dtype := x.dtype) is _F64 or dtype is _F32)
