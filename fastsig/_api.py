@@ -496,11 +496,12 @@ def sigmoid_and_derivative(
         # Small arrays: a one-output ufunc that writes σ' into ds, an operand
         # it takes as an input (NumPy's two-output ufuncs cost 400 ns a call
         # more: see _kernels).
-        write_both = _UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative")
+        # (The ufunc is looked up in each branch: an out= of the wrong kind
+        # raises below without building it.)
         if out is None:
             ndim = x.ndim
             ds = _empty(size, dtype) if ndim == 1 else _empty_like(x)  # np.empty(size): half np.empty_like's cost
-            s = write_both(x, ds)
+            s = (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(x, ds)
             return (s, ds) if ndim else (s, ds[()])
         if type(out) is tuple and len(out) == 2:
             s_out, ds_out = out
@@ -508,7 +509,8 @@ def sigmoid_and_derivative(
                 # NumPy checks s (read-only, overlap with x); on an error the
                 # general path raises it in fastsig's words.
                 try:
-                    return write_both(x, ds_out, s_out), ds_out
+                    return (_UFUNCS.get("sigmoid_writing_derivative") or _load("sigmoid_writing_derivative"))(
+                        x, ds_out, s_out), ds_out
                 except ValueError:
                     pass
     if (
